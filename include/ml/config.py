@@ -1,0 +1,246 @@
+"""Pipeline configs: one YAML file per pipeline, loaded and validated here and nowhere else.
+
+Cheap to import (pydantic and yaml only): DAG files call it while parsing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from include.ml.errors import ConfigError
+from include.ml.paths import PIPELINES_DIR, resolve
+
+ESTIMATORS: dict[str, set[str]] = {
+    "classification": {"logistic_regression", "random_forest", "hist_gradient_boosting"},
+    "regression": {"linear_regression", "ridge", "random_forest", "hist_gradient_boosting"},
+}
+# metric name -> (task, greater is better)
+METRICS: dict[str, tuple[str, bool]] = {
+    "roc_auc": ("classification", True),
+    "accuracy": ("classification", True),
+    "f1": ("classification", True),
+    "average_precision": ("classification", True),
+    "log_loss": ("classification", False),
+    "rmse": ("regression", False),
+    "mae": ("regression", False),
+    "r2": ("regression", True),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FeatureSpec(_Strict):
+    """One input column: its kind, and the rules a batch must keep."""
+
+    name: str
+    type: Literal["numeric", "categorical"]
+    min: float | None = None
+    max: float | None = None
+    allowed: list[str] | None = Field(
+        default=None, description="categorical only: levels outside this list fail validation"
+    )
+    max_missing: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _rules_fit_type(self) -> FeatureSpec:
+        if self.type == "categorical" and (self.min is not None or self.max is not None):
+            raise ValueError(f"feature {self.name!r}: min/max apply to numeric features only")
+        if self.type == "numeric" and self.allowed is not None:
+            raise ValueError(f"feature {self.name!r}: 'allowed' applies to categorical features only")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"feature {self.name!r}: min {self.min} is above max {self.max}")
+        return self
+
+
+class SourceConfig(_Strict):
+    """Where the batch for a logical date is: ``{ds}`` (YYYY-MM-DD) and ``{ds_nodash}`` are filled in."""
+
+    path: str
+    format: Literal["csv", "parquet"] | None = None
+
+    @field_validator("path")
+    @classmethod
+    def _has_date(cls, value: str) -> str:
+        if "{ds}" not in value and "{ds_nodash}" not in value:
+            raise ValueError("source.path must contain {ds} or {ds_nodash}, e.g. landing/x/{ds}.csv")
+        return value
+
+    @property
+    def file_format(self) -> str:
+        return self.format or ("parquet" if self.path.endswith((".parquet", ".pq")) else "csv")
+
+    def path_for(self, ds: str) -> Path:
+        """The landing file for a logical date ``ds`` (YYYY-MM-DD), resolved under the data root."""
+        return resolve(self.path.format(ds=ds, ds_nodash=ds.replace("-", "")))
+
+
+class ValidationRules(_Strict):
+    min_rows: int = Field(default=100, ge=1)
+    max_missing: float = Field(default=0.5, ge=0, le=1, description="default per-feature missing share")
+    min_class_share: float = Field(default=0.01, ge=0, lt=0.5)
+
+
+class ModelConfig(_Strict):
+    estimator: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    test_size: float = Field(default=0.25, gt=0, lt=1)
+    seed: int = 42
+
+
+class Gates(_Strict):
+    min_score: float = Field(description="the candidate's primary metric must reach this")
+    max_regression: float = Field(
+        default=0.0, ge=0, description="allowed loss of primary metric against production"
+    )
+
+
+class DriftConfig(_Strict):
+    psi_threshold: float = Field(default=0.2, gt=0)
+    bins: int = Field(default=10, ge=2, le=100)
+    drift_share: float = Field(
+        default=0.0, ge=0, le=1, description="dataset drifts when more than this share of features drift"
+    )
+
+
+class AlertConfig(_Strict):
+    email: list[str] = Field(min_length=1)
+    from_email: str = "ml-pipeline@localhost"
+
+
+class SimulationConfig(_Strict):
+    generator: Literal["credit_default", "house_prices"]
+    rows_per_day: int = Field(default=2000, ge=10)
+    seed: int = 7
+    drift_from: dt.date | None = None
+
+
+class AirflowSettings(_Strict):
+    schedule: str | None = "@daily"
+    start_date: dt.date = dt.date(2026, 1, 1)
+    owner: str = "ml-platform"
+    retries: int = Field(default=2, ge=0)
+    retry_delay_seconds: float = Field(default=60, gt=0)
+    max_retry_delay_seconds: float = Field(default=1800, gt=0)
+    tags: list[str] = Field(default_factory=list)
+
+
+class PipelineConfig(_Strict):
+    """Everything one pipeline needs: data, features, model, gates, drift, alerts, registry."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+    description: str = ""
+    task: Literal["classification", "regression"]
+    target: str
+    id_columns: list[str] = Field(default_factory=list)
+    source: SourceConfig
+    features: list[FeatureSpec] | Literal["infer"] = "infer"
+    validation: ValidationRules = ValidationRules()
+    model: ModelConfig
+    metric: str
+    gates: Gates
+    drift: DriftConfig = DriftConfig()
+    alerts: AlertConfig
+    registry: str
+    simulation: SimulationConfig | None = None
+    airflow: AirflowSettings = AirflowSettings()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PipelineConfig:
+        if self.model.estimator not in ESTIMATORS[self.task]:
+            raise ValueError(
+                f"model.estimator {self.model.estimator!r} is not available for task {self.task!r}; "
+                f"choose one of {sorted(ESTIMATORS[self.task])}"
+            )
+        metric = METRICS.get(self.metric)
+        if metric is None or metric[0] != self.task:
+            choices = sorted(m for m, (task, _) in METRICS.items() if task == self.task)
+            raise ValueError(f"metric {self.metric!r} does not fit task {self.task!r}; choose one of {choices}")
+        if isinstance(self.features, list):
+            names = [f.name for f in self.features]
+            dupes = sorted({n for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"features declared twice: {dupes}")
+            clash = {self.target, *self.id_columns} & set(names)
+            if clash:
+                raise ValueError(f"columns {sorted(clash)} are declared both as features and as target/id")
+        return self
+
+    @property
+    def greater_is_better(self) -> bool:
+        return METRICS[self.metric][1]
+
+    @property
+    def registry_path(self) -> Path:
+        return resolve(self.registry)
+
+    @property
+    def dag_id(self) -> str:
+        return f"ml_training__{self.name}"
+
+    def config_hash(self) -> str:
+        """sha256 of the config's canonical JSON: two runs with the same hash used the same settings."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    lines = [f"{path}: invalid pipeline config ({error.error_count()} problem(s)):"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  - {where}: unknown key; remove it or check its spelling")
+        else:
+            got = item.get("input")
+            shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
+            lines.append(f"  - {where}: {item['msg']}{shown}")
+    lines.append("Fix the file and run `python -m include.ml config check` to verify.")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path) -> PipelineConfig:
+    """Read and validate one pipeline YAML file; raise :class:`ConfigError` saying what is wrong where."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: pipeline config not found") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a pipeline config must be a mapping of keys, got {type(raw).__name__}")
+    try:
+        config = PipelineConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from None
+    if config.name != path.stem:
+        raise ConfigError(f"{path}: name {config.name!r} must match the file name {path.stem!r}")
+    return config
+
+
+def config_paths(directory: Path | None = None) -> list[Path]:
+    """The pipeline config files, sorted by name."""
+    return sorted((directory or PIPELINES_DIR).glob("*.yaml"))
+
+
+def load_all(directory: Path | None = None) -> list[PipelineConfig]:
+    """Every pipeline config in ``directory`` (default ``include/pipelines``)."""
+    return [load_config(p) for p in config_paths(directory)]
+
+
+def get_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
+    """The config of the pipeline called ``name``; a clear error listing the known ones otherwise."""
+    directory = directory or PIPELINES_DIR
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        known = [p.stem for p in config_paths(directory)]
+        raise ConfigError(f"no pipeline {name!r} in {directory}; known pipelines: {known}")
+    return load_config(path)

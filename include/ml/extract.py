@@ -1,0 +1,77 @@
+"""Read a landing batch (CSV or Parquet) and fingerprint it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from include.ml.errors import BatchNotFoundError, BatchReadError
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Identity of a batch: the file's sha256, its size and row count."""
+
+    path: str
+    sha256: str
+    bytes: int
+    rows: int
+    columns: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_batch(path: Path, file_format: str | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file into a DataFrame, as delivered (no type coercion beyond the parser's).
+
+    Raises :class:`BatchNotFoundError` when the file is missing and :class:`BatchReadError`
+    when it cannot be parsed or has no rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BatchNotFoundError(
+            f"batch file {path} does not exist. Check that the upstream delivery for this date arrived "
+            f"(ls {path.parent}); the run can be retried once it is there."
+        )
+    file_format = file_format or ("parquet" if path.suffix in {".parquet", ".pq"} else "csv")
+    try:
+        if file_format == "parquet":
+            frame = pd.read_parquet(path)
+        else:
+            frame = pd.read_csv(path, low_memory=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+        raise BatchReadError(
+            f"batch file {path} cannot be read as {file_format}: {exc}. "
+            "Ask the upstream owner for a complete re-delivery; the file is kept as is."
+        ) from exc
+    if frame.empty:
+        raise BatchReadError(
+            f"batch file {path} has no data rows (columns: {list(frame.columns)}). "
+            "Ask the upstream owner for a complete re-delivery; the file is kept as is."
+        )
+    return frame
+
+
+def fingerprint(path: Path, frame: pd.DataFrame) -> Fingerprint:
+    """The :class:`Fingerprint` of a batch file and the frame read from it."""
+    path = Path(path)
+    return Fingerprint(
+        path=str(path),
+        sha256=sha256_file(path),
+        bytes=path.stat().st_size,
+        rows=len(frame),
+        columns=frame.shape[1],
+    )

@@ -1,0 +1,199 @@
+"""A file-system model registry: numbered versions, an atomic production pointer, an audit log.
+
+Layout under the registry root::
+
+    versions/v0001/model.joblib          the fitted scikit-learn pipeline
+    versions/v0001/metadata.json         metrics, decision, fingerprint, config, versions, sha256
+    versions/v0001/reference_profile.json
+    production.json                      {"version": "v0001", ...}, replaced atomically
+    audit.jsonl                          one line per production switch
+    .lock                                serialises id allocation and pointer switches
+
+A version folder is assembled under a temporary name and renamed into place, so a killed task
+never leaves a version that looks complete. Loading checks the artifact's sha256.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from include.ml.errors import ArtifactIntegrityError, RegistryError
+from include.ml.extract import sha256_file
+
+VERSION_PATTERN = re.compile(r"^v\d{4,}$")
+ARTIFACT = "model.joblib"
+METADATA = "metadata.json"
+PROFILE = "reference_profile.json"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    with open(tmp, "w") as handle:
+        json.dump(data, handle, indent=2, default=str)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+class ModelRegistry:
+    """The versions of one pipeline's model and which one is in production."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.versions_dir = self.root / "versions"
+        self.pointer_path = self.root / "production.json"
+        self.audit_path = self.root / "audit.jsonl"
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def versions(self) -> list[str]:
+        """Complete version ids, oldest first."""
+        if not self.versions_dir.exists():
+            return []
+        found = [p.name for p in self.versions_dir.iterdir() if VERSION_PATTERN.match(p.name)]
+        return sorted(found, key=lambda v: int(v[1:]))
+
+    def check_version_id(self, version: str) -> Path:
+        """The folder of an existing version; :class:`RegistryError` for malformed or unknown ids."""
+        if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+            raise RegistryError(
+                f"{version!r} is not a version id (expected 'v' and digits, e.g. v0001); "
+                f"list versions with `python -m include.ml models list`"
+            )
+        folder = self.versions_dir / version
+        if not (folder / METADATA).is_file():
+            known = self.versions()
+            raise RegistryError(
+                f"version {version} does not exist in {self.root} (known: {', '.join(known) or 'none'})"
+            )
+        return folder
+
+    def metadata(self, version: str) -> dict:
+        """The metadata JSON of a version."""
+        return json.loads((self.check_version_id(version) / METADATA).read_text())
+
+    def reference_profile(self, version: str) -> dict:
+        """The stored reference profile (as a dict) of a version's training data."""
+        return json.loads((self.check_version_id(version) / PROFILE).read_text())
+
+    def production(self) -> str | None:
+        """The production version id, or None before the first promotion."""
+        if not self.pointer_path.exists():
+            return None
+        return json.loads(self.pointer_path.read_text())["version"]
+
+    def pointer(self) -> dict | None:
+        """The production pointer record (version, since, actor, reason) or None."""
+        return json.loads(self.pointer_path.read_text()) if self.pointer_path.exists() else None
+
+    def audit(self) -> list[dict]:
+        """Every production switch, oldest first."""
+        if not self.audit_path.exists():
+            return []
+        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
+
+    def load(self, version: str):
+        """Load a version's model after checking its sha256; :class:`ArtifactIntegrityError` if it changed."""
+        import joblib
+
+        folder = self.check_version_id(version)
+        expected = self.metadata(version)["artifact"]["sha256"]
+        actual = sha256_file(folder / ARTIFACT)
+        if actual != expected:
+            raise ArtifactIntegrityError(
+                f"model artifact {folder / ARTIFACT} has sha256 {actual[:12]}…, but version {version} was "
+                f"registered with {expected[:12]}…: the file was changed after registration and will not be "
+                f"loaded. Roll back to another version or retrain; keep the file for investigation."
+            )
+        return joblib.load(folder / ARTIFACT)
+
+    def find_by_run(self, run_id: str) -> str | None:
+        """The version a run already registered (so a retried task reuses it), if any."""
+        for version in reversed(self.versions()):
+            if self.metadata(version).get("run_id") == run_id:
+                return version
+        return None
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def register(self, artifact: Path, metadata: dict, profile: dict) -> str:
+        """Add a new version from a model file, its metadata and reference profile; return its id.
+
+        The artifact's sha256 and size are added to the metadata. A run that already registered
+        a version (a retried task) gets that version back instead of a second one.
+        """
+        run_id = metadata.get("run_id")
+        if run_id and (existing := self.find_by_run(run_id)):
+            return existing
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        staging = self.versions_dir / f".staging-{uuid.uuid4().hex}"
+        staging.mkdir()
+        try:
+            shutil.copyfile(artifact, staging / ARTIFACT)
+            record = {
+                **metadata,
+                "artifact": {"file": ARTIFACT, "sha256": sha256_file(staging / ARTIFACT),
+                             "bytes": (staging / ARTIFACT).stat().st_size},
+                "registered_at": _now(),
+            }
+            write_json_atomic(staging / PROFILE, profile)
+            with self._locked():
+                versions = self.versions()
+                version = f"v{(int(versions[-1][1:]) + 1 if versions else 1):04d}"
+                write_json_atomic(staging / METADATA, {"version": version, **record})
+                os.rename(staging, self.versions_dir / version)
+            return version
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def set_production(self, version: str, *, expected: str | None, actor: str, reason: str,
+                       action: str = "promote") -> dict:
+        """Point production at ``version`` if it still points at ``expected`` (compare-and-swap).
+
+        Appends an audit entry and returns it. Raises :class:`RegistryError` when production moved
+        meanwhile or the version does not exist; production is then unchanged.
+        """
+        if not reason or not reason.strip():
+            raise RegistryError("a reason is required to change the production model")
+        self.check_version_id(version)
+        with self._locked():
+            current = self.production()
+            if current != expected:
+                raise RegistryError(
+                    f"production is {current}, not {expected} as expected: another change won. "
+                    f"Nothing was switched; check `python -m include.ml models history` and retry."
+                )
+            entry = {"time": _now(), "action": action, "from": current, "to": version,
+                     "actor": actor, "reason": reason}
+            write_json_atomic(self.pointer_path, {"version": version, "since": entry["time"],
+                                                  "actor": actor, "reason": reason})
+            with open(self.audit_path, "a") as handle:
+                handle.write(json.dumps(entry) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+        return entry

@@ -1,0 +1,188 @@
+"""Deterministic generators of daily batches: the embedded default data, delivered to a landing folder.
+
+Each generator returns one day's DataFrame; the same (seed, date) gives the same rows. From
+``drift_from`` on, distributions shift and a new category level appears, the way an upstream
+change would show up. The pipeline never calls these: it reads the files they write.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from include.ml.config import PipelineConfig
+
+
+def _rng(seed: int, day: dt.date, salt: int = 0) -> np.random.Generator:
+    return np.random.default_rng([seed, day.toordinal(), salt])
+
+
+def _with_missing(rng: np.random.Generator, values: np.ndarray, share: float) -> np.ndarray:
+    values = values.astype(object) if values.dtype.kind in "OUS" else values.astype(float)
+    mask = rng.random(len(values)) < share
+    values[mask] = None if values.dtype == object else np.nan
+    return values
+
+
+def credit_default(day: dt.date, rows: int, seed: int, drifted: bool) -> pd.DataFrame:
+    """Consumer credit: 14 features, target ``default`` (1 = defaulted within 90 days), about 15% positives.
+
+    Drift: lower incomes, higher card utilisation, more late payments, and a new acquisition
+    channel ``"bnpl_partner"``.
+    """
+    rng = _rng(seed, day)
+    n = rows
+    age = np.clip(rng.normal(41, 12, n), 18, 90).round()
+    income = rng.lognormal(10.6 - (0.25 if drifted else 0.0), 0.45, n).round(-2)
+    months_employed = np.clip(rng.gamma(2.0, 30, n), 0, 480).round()
+    credit_limit = (income * rng.uniform(0.1, 0.5, n)).round(-2)
+    utilization = np.clip(rng.beta(2 + (1.2 if drifted else 0), 5, n), 0, 1).round(3)
+    debt_to_income = np.clip(rng.gamma(2.0, 0.12, n) + (0.08 if drifted else 0), 0, 3).round(3)
+    late_payments = rng.poisson(0.3 + (0.3 if drifted else 0) + 1.0 * utilization, n)
+    open_accounts = rng.poisson(4, n) + 1
+    inquiries = rng.poisson(1.0 + (1.0 if drifted else 0), n)
+    loan_amount = (rng.lognormal(9.2, 0.6, n)).round(-1)
+    home = rng.choice(["rent", "mortgage", "own"], n, p=[0.45, 0.4, 0.15])
+    region = rng.choice(["north", "south", "east", "west"], n, p=[0.3, 0.25, 0.25, 0.2])
+    employment = rng.choice(
+        ["salaried", "self_employed", "contract", "unemployed"], n, p=[0.62, 0.18, 0.14, 0.06]
+    )
+    channels = ["branch", "online", "broker"] + (["bnpl_partner"] if drifted else [])
+    channel_p = [0.3, 0.5, 0.2] if not drifted else [0.15, 0.35, 0.15, 0.35]
+    channel = rng.choice(channels, n, p=channel_p)
+    education = rng.choice(["secondary", "bachelor", "master", "doctorate"], n, p=[0.4, 0.38, 0.18, 0.04])
+
+    logit = (
+        -3.2
+        - 2.2 * (np.log(income) - 10.6)
+        + 5.0 * (utilization - 0.3)
+        + 0.8 * late_payments
+        + 3.0 * (debt_to_income - 0.24)
+        + 0.3 * inquiries
+        - 0.02 * (age - 41)
+        - 0.004 * months_employed
+        + np.where(employment == "unemployed", 1.4, 0.0)
+        + np.where(home == "own", -0.6, 0.0)
+        + np.where(channel == "bnpl_partner", 0.5, 0.0)
+        + rng.normal(0, 0.3, n)
+    )
+    default = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+
+    missing = _rng(seed, day, salt=1)
+    return pd.DataFrame(
+        {
+            "customer_id": [f"C{day:%Y%m%d}{i:06d}" for i in range(n)],
+            "age": age,
+            "income": _with_missing(missing, income, 0.06),
+            "months_employed": _with_missing(missing, months_employed, 0.03),
+            "credit_limit": credit_limit,
+            "utilization": utilization,
+            "debt_to_income": _with_missing(missing, debt_to_income, 0.04),
+            "late_payments_12m": late_payments,
+            "open_accounts": open_accounts,
+            "inquiries_6m": inquiries,
+            "loan_amount": loan_amount,
+            "home_ownership": home,
+            "region": region,
+            "employment_type": _with_missing(missing, employment, 0.02),
+            "channel": channel,
+            "education": _with_missing(missing, education, 0.08),
+            "default": default,
+        }
+    )
+
+
+def house_prices(day: dt.date, rows: int, seed: int, drifted: bool) -> pd.DataFrame:
+    """Home sales: 10 features, target ``price`` (regression).
+
+    Drift: prices per square metre rise, more sales far from the centre, and a new
+    neighbourhood ``"riverside"``.
+    """
+    rng = _rng(seed, day)
+    n = rows
+    hoods = ["centre", "old_town", "suburbs", "harbour"] + (["riverside"] if drifted else [])
+    hood_p = [0.2, 0.25, 0.4, 0.15] if not drifted else [0.15, 0.2, 0.3, 0.1, 0.25]
+    hood = rng.choice(hoods, n, p=hood_p)
+    area = np.clip(rng.lognormal(4.5, 0.35, n), 25, 400).round(1)
+    rooms = np.clip((area / 28 + rng.normal(0, 0.8, n)).round(), 1, 10)
+    bathrooms = np.clip((rooms / 2.5 + rng.normal(0, 0.5, n)).round(), 1, 5)
+    age_years = np.clip(rng.gamma(2.0, 18, n), 0, 150).round()
+    distance = np.clip(rng.gamma(2.0, 3.0 + (2.0 if drifted else 0), n), 0.2, 60).round(2)
+    school = np.clip(rng.normal(6.5, 1.6, n), 1, 10).round(1)
+    condition = rng.choice(["poor", "fair", "good", "excellent"], n, p=[0.08, 0.3, 0.45, 0.17])
+    garage = rng.choice(["yes", "no"], n, p=[0.45, 0.55])
+    energy = rng.choice(list("ABCDEFG"), n, p=[0.08, 0.14, 0.22, 0.24, 0.16, 0.1, 0.06])
+    hood_premium = {"centre": 1.35, "old_town": 1.2, "suburbs": 0.95, "harbour": 1.1, "riverside": 1.15}
+    cond_premium = {"poor": 0.8, "fair": 0.93, "good": 1.0, "excellent": 1.12}
+    per_m2 = 3200 * (1.15 if drifted else 1.0)
+    price = (
+        per_m2
+        * area
+        * np.vectorize(hood_premium.get)(hood)
+        * np.vectorize(cond_premium.get)(condition)
+        * (1 - 0.0015 * age_years)
+        * (1 - 0.008 * distance)
+        * (1 + 0.03 * (school - 6.5))
+        * np.where(garage == "yes", 1.04, 1.0)
+        * rng.lognormal(0, 0.12, n)
+    ).round(-2)
+    missing = _rng(seed, day, salt=1)
+    return pd.DataFrame(
+        {
+            "sale_id": [f"S{day:%Y%m%d}{i:06d}" for i in range(n)],
+            "area_m2": area,
+            "rooms": rooms,
+            "bathrooms": bathrooms,
+            "age_years": _with_missing(missing, age_years, 0.05),
+            "distance_km": distance,
+            "school_rating": _with_missing(missing, school, 0.07),
+            "neighbourhood": hood,
+            "condition": condition,
+            "garage": garage,
+            "energy_label": _with_missing(missing, energy, 0.1),
+            "price": price,
+        }
+    )
+
+
+GENERATORS: dict[str, Callable[[dt.date, int, int, bool], pd.DataFrame]] = {
+    "credit_default": credit_default,
+    "house_prices": house_prices,
+}
+
+
+def write_batches(
+    config: PipelineConfig,
+    start: dt.date,
+    days: int,
+    drift_from: dt.date | None = None,
+    rows: int | None = None,
+) -> list[Path]:
+    """Write ``days`` daily batches from ``start`` into the pipeline's landing folder; return their paths.
+
+    ``drift_from`` (else the config's ``simulation.drift_from``) switches drift on from that date.
+    Files are written under a temporary name and renamed, as a careful upstream would.
+    """
+    sim = config.simulation
+    if sim is None:
+        raise ValueError(f"pipeline {config.name!r} has no 'simulation' section: nothing generates its data")
+    generate = GENERATORS[sim.generator]
+    drift_from = drift_from or sim.drift_from
+    written = []
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        frame = generate(day, rows or sim.rows_per_day, sim.seed, drift_from is not None and day >= drift_from)
+        path = config.source.path_for(day.isoformat())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        if config.source.file_format == "parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        tmp.replace(path)
+        written.append(path)
+    return written

@@ -1,0 +1,287 @@
+"""The steps of one training run: each reads and writes files in the run's workspace folder and
+returns a small JSON-able dict (what a DAG task passes through XCom).
+
+    extract -> validate -> train -> evaluate -> decide -> promote | hold | reject -> report
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import subprocess
+import time
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+from include.ml import paths
+from include.ml.config import FeatureSpec, PipelineConfig
+from include.ml.errors import BatchValidationError
+from include.ml.registry import ModelRegistry, write_json_atomic
+
+BRANCHES = ("promote", "hold", "reject")
+LIBRARIES = ("scikit-learn", "pandas", "numpy", "joblib", "pandera", "pyarrow")
+FEATURE_SPEC = "feature_spec.json"
+
+
+def _write(workspace: Path, name: str, data: dict) -> dict:
+    workspace.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(workspace / name, data)
+    return data
+
+
+def _read(workspace: Path, name: str) -> dict:
+    return json.loads((workspace / name).read_text())
+
+
+def _features(workspace: Path) -> list[FeatureSpec]:
+    return [FeatureSpec.model_validate(f) for f in _read(workspace, "features.json")["features"]]
+
+
+def registry_for(config: PipelineConfig) -> ModelRegistry:
+    """The model registry of a pipeline."""
+    return ModelRegistry(config.registry_path)
+
+
+def extract(config: PipelineConfig, ds: str, workspace: Path) -> dict:
+    """Read the landing batch for logical date ``ds``; write it to ``batch.parquet``; return its fingerprint."""
+    from include.ml.extract import fingerprint, read_batch
+
+    source = config.source.path_for(ds)
+    frame = read_batch(source, config.source.file_format)
+    # Keep text as text: a stray word in a numeric column is validation's to report, not the writer's.
+    text_columns = {c: "string" for c in frame.columns if frame[c].dtype == object}
+    workspace.mkdir(parents=True, exist_ok=True)
+    frame.astype(text_columns).to_parquet(workspace / "batch.parquet", index=False)
+    return _write(workspace, "extract.json", {"ds": ds, **fingerprint(source, frame).to_dict()})
+
+
+def resolve_features(config: PipelineConfig, frame) -> tuple[list[FeatureSpec], str]:
+    """The features to use and where they came from: the config, the registry's saved spec, or
+    inferred from ``frame`` (the first training batch) and saved to the registry."""
+    if isinstance(config.features, list):
+        return list(config.features), "config"
+    saved = config.registry_path / FEATURE_SPEC
+    if saved.exists():
+        return [FeatureSpec.model_validate(f) for f in json.loads(saved.read_text())], "registry"
+    from include.ml.validate import infer_features
+
+    features = infer_features(frame, config)
+    saved.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(saved, [f.model_dump() for f in features])
+    return features, "inferred"
+
+
+def validate(config: PipelineConfig, workspace: Path, run_id: str = "manual") -> dict:
+    """Validate the extracted batch; write ``validated.parquet``. A failing batch is quarantined
+    (copied with its reasons) and :class:`BatchValidationError` is raised."""
+    import pandas as pd
+
+    from include.ml.validate import quarantine, validate_frame
+
+    extracted = _read(workspace, "extract.json")
+    frame = pd.read_parquet(workspace / "batch.parquet")
+    features, origin = resolve_features(config, frame)
+    try:
+        clean = validate_frame(frame, config, features)
+    except BatchValidationError as error:
+        source = Path(extracted["path"])
+        target = paths.quarantine_dir(config.name) / f"{extracted['ds']}__{paths.safe_name(run_id)}"
+        quarantine(source, target, error.failures, {"pipeline": config.name, "run_id": run_id,
+                                                     "ds": extracted["ds"], "sha256": extracted["sha256"]})
+        error.quarantined_to = str(target)
+        error.args = (f"{error.args[0]}\nThe batch was copied to {target} (with reasons.json); "
+                      f"the landing file {source} is untouched and production is unchanged.",)
+        raise
+    columns = [*config.id_columns, *(f.name for f in features), config.target]
+    clean[[c for c in columns if c in clean.columns]].to_parquet(workspace / "validated.parquet", index=False)
+    _write(workspace, "features.json", {"origin": origin, "features": [f.model_dump() for f in features]})
+    return _write(workspace, "validation.json", {
+        "rows": len(clean), "features": len(features), "feature_origin": origin, "passed": True,
+    })
+
+
+def train(config: PipelineConfig, workspace: Path) -> dict:
+    """Fit a candidate on a seeded split; write ``candidate.joblib``, ``holdout.parquet`` and the
+    reference profile of the training rows."""
+    import joblib
+    import pandas as pd
+
+    from include.ml.drift import ReferenceProfile
+    from include.ml.train import fit, split
+
+    frame = pd.read_parquet(workspace / "validated.parquet")
+    features = _features(workspace)
+    data = split(frame, config)
+    started = time.perf_counter()
+    model = fit(data.train, config, features)
+    seconds = time.perf_counter() - started
+    tmp = workspace / ".candidate.joblib.tmp"
+    joblib.dump(model, tmp)
+    tmp.replace(workspace / "candidate.joblib")
+    data.holdout.to_parquet(workspace / "holdout.parquet", index=False)
+    profile = ReferenceProfile(bins=config.drift.bins).fit(data.train, features)
+    write_json_atomic(workspace / "reference_profile.json", profile.to_dict())
+    return _write(workspace, "training.json", {
+        "estimator": config.model.estimator, "train_rows": len(data.train),
+        "holdout_rows": len(data.holdout), "fit_seconds": round(seconds, 3), "seed": config.model.seed,
+    })
+
+
+def evaluate(config: PipelineConfig, workspace: Path) -> dict:
+    """Score the candidate and the production model (the champion) on the same holdout rows, and
+    apply the quality gates."""
+    import joblib
+    import pandas as pd
+
+    from include.ml.evaluate import quality_gates, score
+
+    holdout = pd.read_parquet(workspace / "holdout.parquet")
+    names = [f.name for f in _features(workspace)]
+    candidate = score(joblib.load(workspace / "candidate.joblib"), holdout, config, names)
+    registry = registry_for(config)
+    champion_version = registry.production()
+    champion, champion_note = None, None
+    if champion_version:
+        champion_features = [f["name"] for f in registry.metadata(champion_version)["features"]]
+        missing = sorted(set(champion_features) - set(holdout.columns))
+        if missing:
+            champion_note = f"production model needs columns missing from this batch: {missing}"
+        else:
+            champion = score(registry.load(champion_version), holdout, config, champion_features)
+    gates = quality_gates(candidate[config.metric], champion[config.metric] if champion else None, config)
+    return _write(workspace, "evaluation.json", {
+        "metric": config.metric, "greater_is_better": config.greater_is_better,
+        "candidate": candidate, "score": candidate[config.metric],
+        "champion_version": champion_version, "champion": champion,
+        "champion_score": champion[config.metric] if champion else None, "champion_note": champion_note,
+        "gates": gates, "holdout_rows": len(holdout),
+    })
+
+
+def decide(config: PipelineConfig, workspace: Path) -> dict:
+    """Drift check against the production model's reference profile, then the branch to take:
+    ``reject`` when a quality gate fails, ``hold`` when the data drifted, else ``promote``."""
+    import pandas as pd
+
+    from include.ml.drift import ReferenceProfile, drift_report
+
+    evaluation = _read(workspace, "evaluation.json")
+    registry = registry_for(config)
+    production = registry.production()
+    if production is None:
+        report = {"verdict": "no_reference", "drifted_features": [], "features": {},
+                  "note": "no production model yet: nothing to compare with"}
+    else:
+        profile = ReferenceProfile.from_dict(registry.reference_profile(production))
+        frame = pd.read_parquet(workspace / "validated.parquet")
+        report = drift_report(profile, frame, config.drift)
+        report["reference_version"] = production
+    _write(workspace, "drift.json", report)
+
+    if not evaluation["gates"]["passed"]:
+        branch, reasons = "reject", evaluation["gates"]["reasons"]
+    elif report["verdict"] == "drift":
+        top = ", ".join(f"{n} (PSI {report['features'][n]['psi']:.2f})" for n in report["drifted_features"][:5])
+        branch, reasons = "hold", [f"input drift against production {production}: {top}"]
+    else:
+        branch, reasons = "promote", ["quality gates passed" + ("" if production else "; first model")]
+    return _write(workspace, "decision.json", {
+        "branch": branch, "reasons": reasons, "drift_verdict": report["verdict"],
+        "drifted_features": report["drifted_features"], "production_before": production,
+        "score": evaluation["score"], "champion_score": evaluation["champion_score"], "metric": config.metric,
+    })
+
+
+def _code_version() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True,
+                             text=True, timeout=5, check=True)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _library_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def register_candidate(config: PipelineConfig, workspace: Path, run_id: str, ds: str, decision: str) -> str:
+    """Register the run's candidate with its full metadata and return the version id (reused on retry)."""
+    evaluation = _read(workspace, "evaluation.json")
+    metadata = {
+        "pipeline": config.name, "run_id": run_id, "logical_date": ds, "decision": decision,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "task": config.task, "metric": config.metric, "metrics": evaluation["candidate"],
+        "champion": {"version": evaluation["champion_version"], "metrics": evaluation["champion"]},
+        "gates": evaluation["gates"], "reasons": _read(workspace, "decision.json")["reasons"],
+        "data": _read(workspace, "extract.json"), "training": _read(workspace, "training.json"),
+        "features": _read(workspace, "features.json")["features"],
+        "config": config.model_dump(mode="json"), "config_hash": config.config_hash(),
+        "seed": config.model.seed, "code_version": _code_version(),
+        "python": platform.python_version(), "libraries": _library_versions(),
+    }
+    return registry_for(config).register(
+        workspace / "candidate.joblib", metadata, _read(workspace, "reference_profile.json"))
+
+
+def conclude(config: PipelineConfig, workspace: Path, branch: str, run_id: str, ds: str) -> dict:
+    """Carry out a branch: register the candidate, and for ``promote`` switch production to it.
+
+    Safe to retry: the version registered by this run is reused, and a pointer already on it is kept.
+    """
+    if branch not in BRANCHES:
+        raise ValueError(f"unknown branch {branch!r}; expected one of {BRANCHES}")
+    decision = _read(workspace, "decision.json")
+    decided = {"promote": "promoted", "hold": "held", "reject": "rejected"}[branch]
+    version = register_candidate(config, workspace, run_id, ds, decided)
+    registry = registry_for(config)
+    before = decision["production_before"]
+    if branch == "promote" and registry.production() != version:
+        registry.set_production(version, expected=before, actor=run_id,
+                                reason=f"training run {run_id}: " + "; ".join(decision["reasons"]))
+    return _write(workspace, "outcome.json", {
+        "pipeline": config.name, "run_id": run_id, "logical_date": ds, "branch": branch,
+        "version": version, "production_before": before, "production_after": registry.production(),
+        "metric": config.metric, "score": decision["score"], "champion_score": decision["champion_score"],
+        "reasons": decision["reasons"], "drift_verdict": decision["drift_verdict"],
+        "drifted_features": decision["drifted_features"],
+    })
+
+
+def report(config: PipelineConfig, workspace: Path, run_id: str, ds: str) -> dict:
+    """Summarise the run into ``summary.json`` and append it to the pipeline's run history."""
+    outcome = _read(workspace, "outcome.json")
+    summary = {
+        **outcome,
+        "rows": _read(workspace, "extract.json")["rows"],
+        "data_sha256": _read(workspace, "extract.json")["sha256"],
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "workspace": str(workspace),
+    }
+    _write(workspace, "summary.json", summary)
+    history = config.registry_path / "history.jsonl"
+    history.parent.mkdir(parents=True, exist_ok=True)
+    with open(history, "a") as handle:
+        handle.write(json.dumps(summary, default=str) + "\n")
+    return summary
+
+
+def run_history(config: PipelineConfig) -> list[dict]:
+    """Run summaries oldest first; a rerun of the same run id replaces its earlier line."""
+    history = config.registry_path / "history.jsonl"
+    if not history.exists():
+        return []
+    by_run: dict[str, dict] = {}
+    for line in history.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            by_run.pop(entry["run_id"], None)
+            by_run[entry["run_id"]] = entry
+    return list(by_run.values())
