@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from include.ml.errors import BatchNotFoundError, BatchReadError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ def read_batch(path: Path, file_format: str | None = None) -> pd.DataFrame:
     Raises :class:`BatchNotFoundError` when the file is missing and :class:`BatchReadError`
     when it cannot be parsed or has no rows.
     """
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise BatchNotFoundError(

@@ -43,7 +43,7 @@ def registry_for(config: PipelineConfig) -> ModelRegistry:
     return ModelRegistry(config.registry_path)
 
 
-def extract(config: PipelineConfig, ds: str, workspace: Path) -> dict:
+def extract(config: PipelineConfig, workspace: Path, ds: str) -> dict:
     """Read the landing batch for logical date ``ds``; write it to ``batch.parquet``; return its fingerprint."""
     from include.ml.extract import fingerprint, read_batch
 

@@ -1,0 +1,123 @@
+"""
+### ML training pipeline (one DAG per config in `include/pipelines/`)
+
+Daily: read the batch of the logical date from the landing folder, validate it, train a
+candidate, score it against the production model on the same holdout, check the batch for drift
+against the production model's training data, then **promote**, **hold** (drift: registered,
+not promoted, a person decides) or **reject** (a quality gate failed), and report.
+
+```
+extract → validate → train → evaluate → drift_check ─┬▶ promote ─┐
+                                                     ├▶ hold ────┼▶ report
+                                                     └▶ reject ──┘
+```
+
+Tasks exchange small JSON through XCom; data and models live in the run's workspace
+(`$ML_HOME/runs/<pipeline>/<run_id>/`) and in the registry (`$ML_HOME/registry/<pipeline>/`).
+Bad input fails at once without retries and the batch is quarantined; other errors retry with
+exponential backoff. Emails go to the config's recipients through `smtp_default`.
+See RUNBOOK.md for what each alert means.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from airflow.sdk import DAG, Asset, dag, get_current_context, task
+
+from include.airflow_alerts import OutcomeEmail, RunFailureEmail, TaskFailureEmail
+from include.ml import training as steps
+from include.ml.config import PipelineConfig, load_all
+
+
+def production_asset(config: PipelineConfig) -> Asset:
+    """The Asset updated whenever the pipeline's production model changes."""
+    return Asset(name=f"ml_production_model__{config.name}", uri=f"file://{config.registry_path}/production.json")
+
+
+def _run(step, config: PipelineConfig, *args: Any, **kwargs: Any) -> dict:
+    """Call a step of ``include.ml.training`` in this run's workspace; bad input fails without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.ml import paths
+    from include.ml.errors import ConfigError, InputDataError, RegistryError
+
+    context = get_current_context()
+    workspace = paths.workspace_dir(config.name, context["run_id"])
+    try:
+        return step(config, workspace, *args, **kwargs)
+    except (InputDataError, ConfigError, RegistryError) as error:
+        raise AirflowFailException(str(error)) from error
+
+
+def build_training_dag(config: PipelineConfig) -> DAG:
+    """The training DAG of one pipeline config."""
+    settings = config.airflow
+    recipients, sender = config.alerts.email, config.alerts.from_email
+    outcome_email = OutcomeEmail(config.name, recipients, sender)
+
+    @dag(
+        dag_id=config.dag_id,
+        description=config.description or f"Train, check and promote the {config.name} model.",
+        schedule=settings.schedule,
+        start_date=dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC),
+        catchup=False,
+        max_active_runs=1,
+        tags=["ml", "training", config.task, *settings.tags],
+        doc_md=__doc__,
+        default_args={
+            "owner": settings.owner,
+            "retries": settings.retries,
+            "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": dt.timedelta(seconds=settings.max_retry_delay_seconds),
+            "on_failure_callback": TaskFailureEmail(config.name, recipients, sender),
+        },
+        on_failure_callback=RunFailureEmail(config.name, recipients, sender),
+    )
+    def training() -> None:
+        @task
+        def extract() -> dict:
+            return _run(steps.extract, config, get_current_context()["ds"])
+
+        @task
+        def validate(extracted: dict) -> dict:
+            return _run(steps.validate, config, run_id=get_current_context()["run_id"])
+
+        @task
+        def train(validated: dict) -> dict:
+            return _run(steps.train, config)
+
+        @task
+        def evaluate(trained: dict) -> dict:
+            return _run(steps.evaluate, config)
+
+        @task.branch
+        def drift_check(evaluation: dict) -> str:
+            return _run(steps.decide, config)["branch"]
+
+        def conclude(branch: str):
+            @task(task_id=branch, on_success_callback=outcome_email,
+                  outlets=[production_asset(config)] if branch == "promote" else [])
+            def _conclude() -> dict:
+                context = get_current_context()
+                return _run(steps.conclude, config, branch, context["run_id"], context["ds"])
+
+            return _conclude()
+
+        @task(trigger_rule="none_failed_min_one_success")
+        def report() -> dict:
+            context = get_current_context()
+            return _run(steps.report, config, context["run_id"], context["ds"])
+
+        branch = drift_check(evaluate(train(validate(extract()))))
+        outcomes = [conclude(name) for name in steps.BRANCHES]
+        branch >> outcomes
+        outcomes >> report()
+
+    return training()
+
+
+for _config in load_all():
+    globals()[_config.dag_id] = build_training_dag(_config)

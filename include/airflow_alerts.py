@@ -1,0 +1,78 @@
+"""Airflow callbacks that deliver the pipeline's alerts by email through ``SmtpNotifier``.
+
+Each callback builds a fresh notifier per call (a notifier keeps what it rendered, so a shared
+one would resend the first email's text), and sends through the ``smtp_default`` connection.
+The words come from :mod:`include.ml.alerts`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+from include.ml import alerts, paths
+
+log = logging.getLogger(__name__)
+
+
+class _EmailCallback:
+    def __init__(self, pipeline: str, recipients: list[str], from_email: str):
+        self.pipeline = pipeline
+        self.recipients = list(recipients)
+        self.from_email = from_email
+
+    def render(self, context: dict[str, Any]) -> alerts.Email:
+        raise NotImplementedError
+
+    def __call__(self, context: dict[str, Any]) -> None:
+        email = self.render(context)
+        notifier = SmtpNotifier(to=self.recipients, from_email=self.from_email,
+                                subject=email.subject, html_content=email.html)
+        # notify() rather than __call__: the text is final, it must not go through Jinja again.
+        notifier.notify(context)
+        log.info("alert email sent to %s: %s", ", ".join(self.recipients), email.subject)
+
+
+def _run_id(context: dict[str, Any]) -> str:
+    if context.get("run_id"):
+        return str(context["run_id"])
+    dag_run = context.get("dag_run")
+    return str(getattr(dag_run, "run_id", "unknown"))
+
+
+class OutcomeEmail(_EmailCallback):
+    """``on_success_callback`` of the promote, hold and reject tasks: emails the decision."""
+
+    def render(self, context: dict[str, Any]) -> alerts.Email:
+        ti = context["ti"]
+        outcome = ti.xcom_pull(task_ids=ti.task_id)
+        drift_file = paths.workspace_dir(self.pipeline, _run_id(context)) / "drift.json"
+        drift = json.loads(drift_file.read_text()) if drift_file.exists() else None
+        return alerts.outcome_email(outcome, drift, run_url=getattr(ti, "log_url", None))
+
+
+class TaskFailureEmail(_EmailCallback):
+    """``on_failure_callback`` of every task: names DAG, task, run, date and the error."""
+
+    def render(self, context: dict[str, Any]) -> alerts.Email:
+        ti = context["ti"]
+        return alerts.task_failure_email(
+            self.pipeline, ti.dag_id, ti.task_id, _run_id(context), context.get("ds"),
+            error=f"{type(context.get('exception')).__name__}: {context.get('exception')}",
+            try_number=getattr(ti, "try_number", None), log_url=getattr(ti, "log_url", None),
+        )
+
+
+class RunFailureEmail(_EmailCallback):
+    """``on_failure_callback`` of the DAG: one email for the failed run."""
+
+    def render(self, context: dict[str, Any]) -> alerts.Email:
+        dag = context.get("dag")
+        ti = context.get("ti")
+        return alerts.run_failure_email(
+            self.pipeline, getattr(dag, "dag_id", "unknown"), _run_id(context), context.get("ds"),
+            failed_tasks=[ti.task_id] if ti is not None else [], reason=context.get("reason"),
+        )

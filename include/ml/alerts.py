@@ -1,0 +1,142 @@
+"""The pipeline's alert emails: subject and HTML body for each event, from plain dicts.
+
+Every email names the pipeline, the run and the logical date, says what happened and what to
+do, and points to its section of RUNBOOK.md. Sending is the orchestrator's job (Airflow's
+SmtpNotifier); this module only writes the words.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass
+
+# event -> (subject tag, runbook anchor, what to do)
+EVENTS: dict[str, tuple[str, str, str]] = {
+    "promoted": (
+        "PROMOTED",
+        "alert-model-promoted",
+        "Nothing, unless the new version misbehaves: then roll back with "
+        "<code>python -m include.ml models rollback</code> (see the runbook).",
+    ),
+    "held": (
+        "HOLD (drift)",
+        "alert-drift-hold",
+        "Production was left unchanged. Look at the drifted features below: if the change is real "
+        "and expected, promote the held version by hand; if it is an upstream bug, fix the feed.",
+    ),
+    "rejected": (
+        "REJECTED",
+        "alert-candidate-rejected",
+        "Production was left unchanged. The candidate failed a quality gate: check the batch "
+        "(label delays, a broken feature) before the next run.",
+    ),
+    "task_failed": (
+        "FAILED task",
+        "alert-task-failed",
+        "Open the task log, fix the cause named below, then clear the task to rerun it. "
+        "Production is unchanged by a failed run.",
+    ),
+    "run_failed": (
+        "FAILED run",
+        "alert-run-failed",
+        "One or more tasks failed after their retries; their own emails say why. "
+        "Production is unchanged by a failed run.",
+    ),
+}
+
+
+def runbook_link(anchor: str) -> str:
+    """Where a runbook section lives: ``$ML_RUNBOOK_URL`` (e.g. the repository's page) or the file name."""
+    return f"{os.environ.get('ML_RUNBOOK_URL', 'RUNBOOK.md')}#{anchor}"
+
+
+@dataclass(frozen=True)
+class Email:
+    subject: str
+    html: str
+
+
+def _table(rows: list[tuple[str, object]]) -> str:
+    cells = "".join(
+        f"<tr><th align='left' style='padding:2px 12px 2px 0'>{html.escape(str(k))}</th>"
+        f"<td>{html.escape('' if v is None else str(v))}</td></tr>"
+        for k, v in rows
+    )
+    return f"<table>{cells}</table>"
+
+
+def _fmt(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
+
+
+def _drift_rows(drift: dict) -> str:
+    features = drift.get("features") or {}
+    if not features:
+        return ""
+    ordered = sorted(features.items(), key=lambda kv: -kv[1]["psi"])
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td><td>{stats['type']}</td><td align='right'>{stats['psi']:.3f}</td>"
+        f"<td>{'<b>drifted</b>' if stats.get('drifted') else ''}</td>"
+        f"<td>{html.escape(', '.join(stats.get('unseen_levels', [])))}</td></tr>"
+        for name, stats in ordered
+    )
+    return (
+        f"<h3>Drift by feature (PSI threshold {drift.get('psi_threshold')})</h3>"
+        "<table border='1' cellpadding='3' style='border-collapse:collapse'>"
+        "<tr><th>feature</th><th>type</th><th>PSI</th><th></th><th>new levels</th></tr>"
+        f"{body}</table>"
+    )
+
+
+def _wrap(event: str, headline: str, facts: list[tuple[str, object]], extra: str = "") -> str:
+    _, anchor, todo = EVENTS[event]
+    link = runbook_link(anchor)
+    return (
+        f"<html><body><h2>{html.escape(headline)}</h2>{_table(facts)}"
+        f"<h3>What to do</h3><p>{todo}</p>{extra}"
+        f"<p>Runbook: <a href='{html.escape(link)}'>{html.escape(link)}</a></p></body></html>"
+    )
+
+
+def outcome_email(outcome: dict, drift: dict | None = None, run_url: str | None = None) -> Email:
+    """Email for a finished decision (``outcome['branch']`` is promote, hold or reject)."""
+    event = {"promote": "promoted", "hold": "held", "reject": "rejected"}[outcome["branch"]]
+    tag = EVENTS[event][0]
+    pipeline, ds, version = outcome["pipeline"], outcome["logical_date"], outcome["version"]
+    subject = {
+        "promoted": f"[ml:{pipeline}] {tag}: {version} is now in production ({ds})",
+        "held": f"[ml:{pipeline}] {tag}: {version} not promoted, production stays "
+        f"{outcome['production_after']} ({ds})",
+        "rejected": f"[ml:{pipeline}] {tag}: {version} failed the quality gates ({ds})",
+    }[event]
+    facts = [
+        ("pipeline", pipeline), ("run", outcome["run_id"]), ("logical date", ds),
+        ("candidate version", version), ("decision", outcome["branch"]),
+        (f"candidate {outcome['metric']}", _fmt(outcome["score"])),
+        (f"production {outcome['metric']}", _fmt(outcome["champion_score"])),
+        ("production before", outcome["production_before"]), ("production now", outcome["production_after"]),
+        ("drift verdict", outcome["drift_verdict"]), ("why", "; ".join(outcome["reasons"])),
+    ]
+    if run_url:
+        facts.append(("Airflow run", run_url))
+    return Email(subject, _wrap(event, subject, facts, _drift_rows(drift or {})))
+
+
+def task_failure_email(pipeline: str, dag_id: str, task_id: str, run_id: str, ds: str | None,
+                       error: str, try_number: int | None = None, log_url: str | None = None) -> Email:
+    """Email for a task that failed (after its retries, or at once for bad input)."""
+    subject = f"[ml:{pipeline}] {EVENTS['task_failed'][0]} {task_id} in {dag_id} ({ds or run_id})"
+    facts = [("pipeline", pipeline), ("DAG", dag_id), ("task", task_id), ("run", run_id),
+             ("logical date", ds), ("try", try_number), ("log", log_url)]
+    extra = f"<h3>Error</h3><pre>{html.escape(error)}</pre>"
+    return Email(subject, _wrap("task_failed", subject, facts, extra))
+
+
+def run_failure_email(pipeline: str, dag_id: str, run_id: str, ds: str | None,
+                      failed_tasks: list[str], reason: str | None = None) -> Email:
+    """Email for a DAG run that ended failed."""
+    subject = f"[ml:{pipeline}] {EVENTS['run_failed'][0]} {dag_id} ({ds or run_id})"
+    facts = [("pipeline", pipeline), ("DAG", dag_id), ("run", run_id), ("logical date", ds),
+             ("failed tasks", ", ".join(failed_tasks) or "unknown"), ("reason", reason)]
+    return Email(subject, _wrap("run_failed", subject, facts))
