@@ -32,8 +32,8 @@ from include.ml.config import PipelineConfig, load_all
 
 
 def production_asset(config: PipelineConfig) -> Asset:
-    """The Asset updated whenever the pipeline's production model changes."""
-    return Asset(name=f"ml_production_model__{config.name}", uri=f"file://{config.registry_path}/production.json")
+    """The Asset updated whenever the pipeline's production model changes (named, not tied to a path)."""
+    return Asset(f"ml_production_model__{config.name}")
 
 
 def _run(step, config: PipelineConfig, *args: Any, **kwargs: Any) -> dict:

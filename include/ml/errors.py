@@ -18,8 +18,8 @@ class InputDataError(PipelineError):
     """
 
 
-class BatchNotFoundError(InputDataError):
-    """The batch for a logical date is not in the landing folder."""
+class BatchNotFoundError(PipelineError):
+    """The batch for a logical date is not in the landing folder (yet): retried, as deliveries run late."""
 
 
 class BatchReadError(InputDataError):

@@ -43,11 +43,12 @@ def registry_for(config: PipelineConfig) -> ModelRegistry:
     return ModelRegistry(config.registry_path)
 
 
-def extract(config: PipelineConfig, workspace: Path, ds: str) -> dict:
-    """Read the landing batch for logical date ``ds``; write it to ``batch.parquet``; return its fingerprint."""
+def extract(config: PipelineConfig, workspace: Path, ds: str, source: Path | None = None) -> dict:
+    """Read the landing batch for logical date ``ds`` (or the file ``source``); write it to
+    ``batch.parquet``; return its fingerprint."""
     from include.ml.extract import fingerprint, read_batch
 
-    source = config.source.path_for(ds)
+    source = source or config.source.path_for(ds)
     frame = read_batch(source, config.source.file_format)
     # Keep text as text: a stray word in a numeric column is validation's to report, not the writer's.
     text_columns = {c: "string" for c in frame.columns if frame[c].dtype == object}
@@ -56,9 +57,9 @@ def extract(config: PipelineConfig, workspace: Path, ds: str) -> dict:
     return _write(workspace, "extract.json", {"ds": ds, **fingerprint(source, frame).to_dict()})
 
 
-def resolve_features(config: PipelineConfig, frame) -> tuple[list[FeatureSpec], str]:
+def resolve_features(config: PipelineConfig, frame, save: bool = True) -> tuple[list[FeatureSpec], str]:
     """The features to use and where they came from: the config, the registry's saved spec, or
-    inferred from ``frame`` (the first training batch) and saved to the registry."""
+    inferred from ``frame`` (the first training batch) and, if ``save``, saved to the registry."""
     if isinstance(config.features, list):
         return list(config.features), "config"
     saved = config.registry_path / FEATURE_SPEC
@@ -67,6 +68,8 @@ def resolve_features(config: PipelineConfig, frame) -> tuple[list[FeatureSpec], 
     from include.ml.validate import infer_features
 
     features = infer_features(frame, config)
+    if not save:
+        return features, "inferred"
     saved.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(saved, [f.model_dump() for f in features])
     return features, "inferred"

@@ -70,7 +70,8 @@ def _coerce_numeric(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFra
 
 def _as_categorical(series: pd.Series) -> pd.Series:
     """Category levels as plain strings (object dtype), missing as NaN."""
-    return series.astype(object).where(series.notna(), np.nan).map(lambda v: v if v is np.nan else str(v))
+    present = series.notna()
+    return series.astype(str).astype(object).where(present, np.nan)
 
 
 def build_schema(config: PipelineConfig, features: list[FeatureSpec]) -> pa.DataFrameSchema:

@@ -1,0 +1,40 @@
+# The front door: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-from-lock
+PYTEST_ARGS ?=
+
+.PHONY: install demo test lint airflow lock clean
+
+install: $(STAMP) ## virtual environment in .venv, installed from requirements.lock
+
+$(STAMP): requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "uv==$$(sed -n 's/^uv==\([^ ]*\).*/\1/p' requirements.lock)"
+	$(VENV)/bin/uv pip sync --quiet --python $(PY) --require-hashes requirements.lock
+	touch $(STAMP)
+
+demo: install ## simulate daily batches and run the training DAG for each date with `airflow dags test`
+	$(PY) bin/demo.py
+
+test: install ## lint, then the whole test suite with coverage (fails under 80%)
+	$(VENV)/bin/ruff check .
+	mkdir -p test-output
+	$(PY) -m pytest --cov --cov-report=term --cov-report=xml:test-output/coverage.xml $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check include dags tests || true
+
+airflow: install ## Airflow UI and scheduler on http://localhost:8080 with this bundle (airflow standalone)
+	bin/airflow db migrate >/dev/null
+	@echo "Login: user 'admin', password in .airflow/simple_auth_manager_passwords.json.generated"
+	bin/airflow standalone
+
+lock: ## re-resolve requirements.lock from requirements-dev.txt (needs the package index)
+	$(VENV)/bin/uv pip compile requirements-dev.txt --python-version 3.11 --generate-hashes --no-header -o requirements.lock
+
+clean: ## remove local run state (Airflow home, data root); keeps .venv
+	rm -rf .airflow var test-output .coverage .coverage.*

@@ -1,0 +1,244 @@
+"""Command line: ``python -m include.ml <command>``, the same functions the DAGs call.
+
+Commands: simulate, config check, validate, drift, train, models list|show, runs.
+Exit status: 0 done, 1 the input or the registry refused (message on stderr), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from include.ml import paths
+from include.ml.config import get_pipeline, load_all
+from include.ml.errors import PipelineError
+
+DEFAULT_PIPELINE = "credit_default"
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date in YYYY-MM-DD form") from None
+
+
+def _emit(args: argparse.Namespace, data, text: str) -> None:
+    print(json.dumps(data, indent=2, default=str) if args.json else text)
+
+
+def _table(rows: list[list[object]], header: list[str]) -> str:
+    cells = [header, *[["" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from include.ml.simulate import write_batches
+
+    configs = [get_pipeline(n) for n in args.pipeline] if args.pipeline else [
+        c for c in load_all() if c.simulation is not None]
+    written = {}
+    for config in configs:
+        files = write_batches(config, args.start, args.days, drift_from=args.drift_from, rows=args.rows)
+        written[config.name] = [str(f) for f in files]
+    lines = [f"{name}: {len(files)} batch(es) in {Path(files[0]).parent}" for name, files in written.items()]
+    if args.drift_from:
+        lines.append(f"drift switched on from {args.drift_from}")
+    _emit(args, written, "\n".join(lines))
+    return 0
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    configs = [get_pipeline(n) for n in args.pipeline] if args.pipeline else load_all()
+    data = {c.name: {"task": c.task, "target": c.target, "estimator": c.model.estimator, "metric": c.metric,
+                     "dag_id": c.dag_id, "registry": str(c.registry_path)} for c in configs}
+    _emit(args, data, "\n".join(f"{n}: ok ({d['task']}, {d['estimator']}, {d['metric']})" for n, d in data.items()))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from include.ml.errors import BatchValidationError
+    from include.ml.extract import read_batch
+    from include.ml.training import resolve_features
+    from include.ml.validate import validate_frame
+
+    config = get_pipeline(args.pipeline)
+    frame = read_batch(Path(args.input))
+    features, origin = resolve_features(config, frame, save=False)
+    try:
+        clean = validate_frame(frame, config, features)
+    except BatchValidationError as error:
+        if args.json:
+            print(json.dumps({"passed": False, "failures": error.failures}, indent=2, default=str))
+        else:
+            print(error, file=sys.stderr)
+        return 1
+    data = {"passed": True, "rows": len(clean), "features": len(features), "feature_origin": origin}
+    _emit(args, data, f"{args.input}: passed ({len(clean)} rows, {len(features)} features from {origin})")
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from include.ml.drift import ReferenceProfile, drift_report
+    from include.ml.extract import read_batch
+    from include.ml.training import registry_for
+
+    config = get_pipeline(args.pipeline)
+    registry = registry_for(config)
+    version = args.version or registry.production()
+    if version is None:
+        raise PipelineError(f"pipeline {config.name!r} has no production model yet; pass --version")
+    profile = ReferenceProfile.from_dict(registry.reference_profile(version))
+    report = drift_report(profile, read_batch(Path(args.input)), config.drift)
+    report["reference_version"] = version
+    rows = [[name, s["type"], f"{s['psi']:.3f}", "drifted" if s["drifted"] else ""]
+            for name, s in sorted(report["features"].items(), key=lambda kv: -kv[1]["psi"])]
+    text = (f"drift verdict: {report['verdict']} (against {version}; {len(report['drifted_features'])} of "
+            f"{len(rows)} features at PSI >= {config.drift.psi_threshold})\n"
+            + _table(rows, ["feature", "type", "psi", ""]))
+    _emit(args, report, text)
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from include.ml import training
+
+    config = get_pipeline(args.pipeline)
+    workspace = Path(args.out) if args.out else paths.workspace_dir(
+        config.name, f"cli_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
+    training.extract(config, workspace, ds=args.ds or dt.date.today().isoformat(), source=Path(args.input))
+    training.validate(config, workspace, run_id=workspace.name)
+    trained = training.train(config, workspace)
+    evaluation = training.evaluate(config, workspace)
+    data = {"workspace": str(workspace), "training": trained, "evaluation": evaluation}
+    text = (f"candidate trained in {workspace} ({trained['train_rows']} rows, {trained['fit_seconds']}s)\n"
+            f"{config.metric}: {_fmt(evaluation['score'])} (production {evaluation['champion_version'] or '-'}: "
+            f"{_fmt(evaluation['champion_score'])}); gates "
+            + ("passed" if evaluation["gates"]["passed"] else "failed: " + "; ".join(evaluation["gates"]["reasons"])))
+    _emit(args, data, text)
+    return 0
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from include.ml.training import registry_for
+
+    config = get_pipeline(args.pipeline)
+    registry = registry_for(config)
+    production = registry.production()
+    rows = []
+    for version in registry.versions():
+        meta = registry.metadata(version)
+        rows.append({"version": version, "production": version == production, "decision": meta["decision"],
+                     "logical_date": meta["logical_date"], config.metric: meta["metrics"].get(config.metric),
+                     "registered_at": meta["registered_at"], "run_id": meta["run_id"]})
+    text = _table([["*" if r["production"] else "", r["version"], r["decision"], r["logical_date"],
+                    _fmt(r[config.metric]), r["registered_at"]] for r in rows],
+                  ["", "version", "decision", "logical date", config.metric, "registered at"])
+    _emit(args, rows, text if rows else f"no versions registered yet in {registry.root}")
+    return 0
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    from include.ml.training import registry_for
+
+    config = get_pipeline(args.pipeline)
+    registry = registry_for(config)
+    meta = registry.metadata(args.version)
+    meta["is_production"] = registry.production() == args.version
+    text = "\n".join([
+        f"{args.version} of {config.name} ({'production' if meta['is_production'] else meta['decision']})",
+        f"  logical date: {meta['logical_date']}   run: {meta['run_id']}",
+        f"  metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in meta["metrics"].items()),
+        f"  champion: {meta['champion']['version'] or '-'}   reasons: {'; '.join(meta['reasons'])}",
+        f"  data: {meta['data']['path']} ({meta['data']['rows']} rows, sha256 {meta['data']['sha256'][:12]})",
+        f"  artifact sha256: {meta['artifact']['sha256']}",
+        f"  code: {meta['code_version'] or 'unknown'}   python {meta['python']}   "
+        + ", ".join(f"{k} {v}" for k, v in meta["libraries"].items()),
+    ])
+    _emit(args, meta, text)
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from include.ml.training import run_history
+
+    config = get_pipeline(args.pipeline)
+    runs = run_history(config)[-args.last:]
+    rows = [[r["logical_date"], r["version"], _fmt(r["score"]), r["drift_verdict"], r["branch"],
+             r["production_after"]] for r in runs]
+    text = _table(rows, ["logical date", "trained", config.metric, "drift", "branch", "production"])
+    _emit(args, runs, text if runs else f"no runs recorded yet for {config.name}")
+    return 0
+
+
+# -- parser --------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m include.ml", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, func, help_text: str, parent=sub, pipeline: bool = True, json_flag: bool = True):
+        p = parent.add_parser(name, help=help_text, description=help_text)
+        if pipeline:
+            p.add_argument("--pipeline", default=DEFAULT_PIPELINE,
+                           help=f"pipeline config name in include/pipelines (default {DEFAULT_PIPELINE})")
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print JSON instead of text")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("simulate", cmd_simulate, "write daily batches of the embedded data into the landing folder",
+            pipeline=False)
+    p.add_argument("--pipeline", action="append", help="only this pipeline (repeatable; default: all)")
+    p.add_argument("--start", type=_date, required=True, help="first logical date, YYYY-MM-DD")
+    p.add_argument("--days", type=int, default=1, help="number of daily batches (default 1)")
+    p.add_argument("--drift-from", type=_date, help="switch drift on from this date (default: config)")
+    p.add_argument("--rows", type=int, help="rows per batch (default: config)")
+
+    config = sub.add_parser("config", help="pipeline configs").add_subparsers(dest="config_command", required=True)
+    p = add("check", cmd_config_check, "load and validate pipeline configs", parent=config, pipeline=False)
+    p.add_argument("--pipeline", action="append", help="only this pipeline (default: all)")
+
+    p = add("validate", cmd_validate, "validate a batch file against a pipeline's schema (exit 1 if it fails)")
+    p.add_argument("--input", required=True, help="CSV or Parquet file")
+
+    p = add("drift", cmd_drift, "drift of a batch file against a model version's training data")
+    p.add_argument("--input", required=True, help="CSV or Parquet file")
+    p.add_argument("--version", help="reference model version (default: production)")
+
+    p = add("train", cmd_train, "train and evaluate a candidate from a file (nothing is registered)")
+    p.add_argument("--input", required=True, help="CSV or Parquet file")
+    p.add_argument("--out", help="workspace folder (default: a new one under $ML_HOME/runs)")
+    p.add_argument("--ds", help="logical date recorded with the data (default: today)")
+
+    models = sub.add_parser("models", help="the model registry").add_subparsers(dest="models_command",
+                                                                               required=True)
+    add("list", cmd_models_list, "list registered versions (* marks production)", parent=models)
+    p = add("show", cmd_models_show, "show one version's metadata", parent=models)
+    p.add_argument("version", help="version id, e.g. v0001")
+
+    p = add("runs", cmd_runs, "recent training runs: version, metric, drift, branch, production")
+    p.add_argument("--last", type=int, default=30, help="how many runs (default 30)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
