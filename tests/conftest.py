@@ -1,0 +1,118 @@
+"""Test environment: the same Airflow settings as `bin/airflow` (read from bin/airflow-env), with an
+Airflow home, data root and SMTP port of the test session's own. Set before Airflow is imported."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import html
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from email.message import Message
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SESSION_DIR = Path(tempfile.mkdtemp(prefix="ml-pipeline-tests-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _airflow_env() -> dict[str, str]:
+    """The environment bin/airflow-env produces for this session's home, data root and SMTP port."""
+    base = {
+        **os.environ,
+        "AIRFLOW_HOME": str(SESSION_DIR / "airflow-home"),
+        "ML_HOME": str(SESSION_DIR / "ml-home"),
+        "ML_SMTP_PORT": str(_free_port()),
+    }
+    for key in ("AIRFLOW_CONN_SMTP_DEFAULT", "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"):
+        base.pop(key, None)
+    out = subprocess.run(["bash", "-c", f"source '{ROOT}/bin/airflow-env' && env -0"], env=base,
+                         capture_output=True, check=True).stdout.decode()
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+
+
+os.environ.update(_airflow_env())
+SMTP_PORT = int(os.environ["ML_SMTP_PORT"])
+
+
+class SmtpInbox:
+    """A real SMTP server on localhost (aiosmtpd) that keeps every message it receives."""
+
+    def __init__(self, port: int):
+        from aiosmtpd.controller import Controller
+
+        self.messages: list[Message] = []
+        self._lock = threading.Lock()
+        self.controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        message = email.message_from_bytes(envelope.content)
+        message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
+        with self._lock:
+            self.messages.append(message)
+        await asyncio.sleep(0)
+        return "250 Message accepted for delivery"
+
+    def subjects(self) -> list[str]:
+        with self._lock:
+            return [str(m["subject"]) for m in self.messages]
+
+    def wait_for(self, text: str, timeout: float = 15.0) -> Message:
+        """The first message whose subject contains ``text``; fails after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for message in self.messages:
+                    if text in str(message["subject"]):
+                        return message
+            time.sleep(0.1)
+        raise AssertionError(f"no email with {text!r} in its subject; got {self.subjects()}")
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+
+def body_of(message: Message) -> str:
+    """The decoded text of an email (all parts), HTML entities unescaped."""
+    parts = message.walk() if message.is_multipart() else [message]
+    return html.unescape("".join(
+        part.get_payload(decode=True).decode(part.get_content_charset() or "utf-8")
+        for part in parts
+        if part.get_content_maintype() == "text"
+    ))
+
+
+@pytest.fixture(scope="session")
+def smtp_inbox():
+    inbox = SmtpInbox(SMTP_PORT)
+    inbox.controller.start()
+    yield inbox
+    inbox.controller.stop()
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated SQLite metadata database in the session's Airflow home."""
+    result = subprocess.run([str(ROOT / "bin" / "airflow"), "db", "migrate"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture
+def ml_home(tmp_path, monkeypatch) -> Path:
+    """A fresh data root (landing, registry, runs, quarantine) for one test."""
+    home = tmp_path / "ml-home"
+    monkeypatch.setenv("ML_HOME", str(home))
+    return home

@@ -1,0 +1,172 @@
+"""The training DAG end to end in Airflow (dag.test on SQLite), with alert emails to a real SMTP server."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from include.ml import paths
+from include.ml.config import get_pipeline
+from include.ml.simulate import write_batches
+from include.ml.training import registry_for, run_history
+from tests.conftest import ROOT, body_of
+
+pytestmark = pytest.mark.e2e
+
+START = dt.date(2026, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def dags(airflow_db):
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    bag = BundleDagBag(dag_folder=str(ROOT / "dags"), bundle_path=ROOT, bundle_name="ml_pipeline")
+    assert not bag.import_errors
+    return bag.dags
+
+
+def run_dag(dag, day: dt.date):
+    """One dag.test() run for a logical date; returns the DagRun and its task states by task id."""
+    dag_run = dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
+    states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
+    return dag_run, states
+
+
+def workspace(pipeline: str, dag_run) -> Path:
+    return paths.workspace_dir(pipeline, dag_run.run_id)
+
+
+def test_first_run_promotes_then_gates_decide_then_drift_holds_with_production_unchanged(
+    dags, ml_home, smtp_inbox
+):
+    config = get_pipeline("credit_default")
+    dag = dags[config.dag_id]
+    registry = registry_for(config)
+    write_batches(config, START, 3, drift_from=START + dt.timedelta(days=2), rows=1500)
+    smtp_inbox.clear()
+
+    # Day 1: no production model yet, the gates pass, v0001 is promoted and announced.
+    first, states = run_dag(dag, START)
+    assert str(first.state) == "success"
+    assert states["promote"] == "success"
+    assert states["hold"] == states["reject"] == "skipped"
+    assert states["report"] == "success"
+    assert registry.production() == "v0001"
+    promoted = smtp_inbox.wait_for("PROMOTED: v0001")
+    assert promoted["X-Envelope-To"] == "ml-oncall@example.com"
+    assert first.run_id in body_of(promoted)
+    assert "2026-01-01" in promoted["subject"]
+
+    # Day 2, same distribution: the champion/challenger gates decide.
+    second, states = run_dag(dag, START + dt.timedelta(days=1))
+    evaluation = json.loads((workspace(config.name, second) / "evaluation.json").read_text())
+    assert evaluation["champion_version"] == "v0001"
+    assert evaluation["champion_score"] is not None
+    expected = "promote" if evaluation["gates"]["passed"] else "reject"
+    assert states[expected] == "success"
+    assert registry.production() == ("v0002" if expected == "promote" else "v0001")
+    production_before_drift = registry.production()
+    pointer_before = registry.pointer_path.read_bytes()
+    audit_before = registry.audit()
+
+    # Day 3, drift switched on: the candidate is registered as held, production does not move.
+    third, states = run_dag(dag, START + dt.timedelta(days=2))
+    assert str(third.state) == "success"
+    assert states["hold"] == "success"
+    assert states["promote"] == states["reject"] == "skipped"
+    assert registry.production() == production_before_drift
+    assert registry.pointer_path.read_bytes() == pointer_before
+    assert registry.audit() == audit_before
+    held = registry.metadata("v0003")
+    assert held["decision"] == "held"
+    assert held["run_id"] == third.run_id
+    drift_mail = smtp_inbox.wait_for("HOLD (drift)")
+    body = body_of(drift_mail)
+    assert f"production stays {production_before_drift}" in drift_mail["subject"]
+    assert "channel" in body and "bnpl_partner" in body  # the new category level is named
+    assert third.run_id in body
+
+    history = run_history(config)
+    assert [h["branch"] for h in history] == ["promote", expected, "hold"]
+    assert [h["logical_date"] for h in history] == ["2026-01-01", "2026-01-02", "2026-01-03"]
+
+
+def test_regression_pipeline_with_inferred_features_trains_and_promotes(dags, ml_home, smtp_inbox):
+    config = get_pipeline("house_prices")
+    write_batches(config, START, 1, rows=800)
+    dag_run, states = run_dag(dags[config.dag_id], START)
+    assert str(dag_run.state) == "success", states
+    registry = registry_for(config)
+    assert registry.production() == "v0001"
+    metadata = registry.metadata("v0001")
+    assert metadata["metric"] == "rmse"
+    assert 0 < metadata["metrics"]["rmse"] < config.gates.min_score
+    assert {f["name"] for f in metadata["features"]} >= {"area_m2", "neighbourhood"}
+    assert (config.registry_path / "feature_spec.json").exists()
+    smtp_inbox.wait_for("[ml:house_prices] PROMOTED")
+
+
+def test_bad_batch_fails_validation_at_once_is_quarantined_and_emails_the_failure(dags, ml_home, smtp_inbox):
+    config = get_pipeline("credit_default")
+    dag = dags[config.dag_id]
+    write_batches(config, START, 2, rows=1200)
+    run_dag(dag, START)
+    registry = registry_for(config)
+    assert registry.production() == "v0001"
+    pointer_before = registry.pointer_path.read_bytes()
+
+    # Day 2 arrives broken: text in a numeric column and utilisation out of range.
+    landing = config.source.path_for("2026-01-02")
+    lines = landing.read_text().splitlines()
+    header = lines[0].split(",")
+    age, utilization = header.index("age"), header.index("utilization")
+    for i in (1, 2, 3):
+        cells = lines[i].split(",")
+        cells[age], cells[utilization] = "forty", "7.5"
+        lines[i] = ",".join(cells)
+    landing.write_text("\n".join(lines) + "\n")
+    delivered = landing.read_bytes()
+    smtp_inbox.clear()
+
+    dag_run, states = run_dag(dag, START + dt.timedelta(days=1))
+    assert str(dag_run.state) == "failed"
+    assert states["validate"] == "failed"
+    assert states["train"] == "upstream_failed"
+    validate_ti = next(ti for ti in dag_run.get_task_instances() if ti.task_id == "validate")
+    assert validate_ti.try_number == 1, "bad data must not be retried"
+
+    # Nothing lost: the landing file is as delivered, a copy and the reasons are in quarantine.
+    assert landing.read_bytes() == delivered
+    quarantined = list((ml_home / "quarantine" / "credit_default").iterdir())
+    assert len(quarantined) == 1
+    reasons = json.loads((quarantined[0] / "reasons.json").read_text())
+    assert {(f["column"], f["rule"]) for f in reasons["failures"]} >= {
+        ("age", "are not numbers"), ("utilization", "above maximum 1")}
+    assert (quarantined[0] / landing.name).read_bytes() == delivered
+    # Production untouched.
+    assert registry.pointer_path.read_bytes() == pointer_before
+    assert registry.versions() == ["v0001"]
+
+    failure = smtp_inbox.wait_for("FAILED task validate")
+    body = body_of(failure)
+    assert config.dag_id in failure["subject"]
+    assert dag_run.run_id in body
+    assert "column 'age': 3 values are not numbers" in body
+    smtp_inbox.wait_for(f"FAILED run {config.dag_id}")
+
+
+def test_airflow_dags_test_command_from_the_readme_runs_the_pipeline(airflow_db, ml_home):
+    config = get_pipeline("credit_default")
+    write_batches(config, START, 1, rows=1000)
+    result = subprocess.run(
+        [str(ROOT / "bin" / "airflow"), "dags", "test", config.dag_id, "2026-01-01"],
+        cwd=ROOT, env=dict(os.environ), capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert registry_for(config).production() == "v0001"
+    assert [h["branch"] for h in run_history(config)] == ["promote"]
