@@ -1,6 +1,6 @@
 """Command line: ``python -m include.ml <command>``, the same functions the DAGs call.
 
-Commands: simulate, config check, validate, drift, train, models list|show, runs.
+Commands: simulate, config check, validate, drift, train, models list|show|promote|rollback|history, runs.
 Exit status: 0 done, 1 the input or the registry refused (message on stderr), 2 bad usage.
 """
 
@@ -171,6 +171,51 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _actor() -> str:
+    import getpass
+
+    return f"cli:{getpass.getuser()}"
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    from include.ml.training import registry_for
+
+    registry = registry_for(get_pipeline(args.pipeline))
+    registry.check_version_id(args.version)
+    entry = registry.set_production(args.version, expected=registry.production(), actor=_actor(),
+                                    reason=args.reason, action="promote")
+    _emit(args, entry, f"production: {entry['from'] or '-'} -> {entry['to']} ({entry['reason']})")
+    return 0
+
+
+def cmd_models_rollback(args: argparse.Namespace) -> int:
+    from include.ml.training import registry_for
+
+    registry = registry_for(get_pipeline(args.pipeline))
+    current = registry.production()
+    target = args.to
+    if target is None:
+        previous = [e["from"] for e in registry.audit() if e["to"] == current and e["from"]]
+        if not previous:
+            raise PipelineError(f"production is {current or 'empty'} and has no earlier version to roll back to; "
+                                "name one with --to VERSION")
+        target = previous[-1]
+    entry = registry.set_production(target, expected=current, actor=_actor(), reason=args.reason,
+                                    action="rollback")
+    _emit(args, entry, f"rolled back: production {entry['from']} -> {entry['to']} ({entry['reason']})")
+    return 0
+
+
+def cmd_models_history(args: argparse.Namespace) -> int:
+    from include.ml.training import registry_for
+
+    entries = registry_for(get_pipeline(args.pipeline)).audit()
+    rows = [[e["time"], e["action"], e["from"], e["to"], e["actor"], e["reason"]] for e in entries]
+    _emit(args, entries, _table(rows, ["time", "action", "from", "to", "actor", "reason"]) if rows
+          else "production has never been switched")
+    return 0
+
+
 def cmd_runs(args: argparse.Namespace) -> int:
     from include.ml.training import run_history
 
@@ -229,6 +274,13 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_models_list, "list registered versions (* marks production)", parent=models)
     p = add("show", cmd_models_show, "show one version's metadata", parent=models)
     p.add_argument("version", help="version id, e.g. v0001")
+    p = add("promote", cmd_models_promote, "point production at a registered version", parent=models)
+    p.add_argument("version", help="version id, e.g. v0004")
+    p.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    p = add("rollback", cmd_models_rollback, "point production back at the version before it", parent=models)
+    p.add_argument("--to", help="version to roll back to (default: the one production replaced)")
+    p.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    add("history", cmd_models_history, "every production switch: time, from, to, actor, reason", parent=models)
 
     p = add("runs", cmd_runs, "recent training runs: version, metric, drift, branch, production")
     p.add_argument("--last", type=int, default=30, help="how many runs (default 30)")
