@@ -72,6 +72,7 @@ def build_training_dag(config: PipelineConfig) -> DAG:
             "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds),
             "retry_exponential_backoff": 2.0,
             "max_retry_delay": dt.timedelta(seconds=settings.max_retry_delay_seconds),
+            "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
             "on_failure_callback": TaskFailureEmail(config.name, recipients, sender),
         },
         on_failure_callback=RunFailureEmail(config.name, recipients, sender),

@@ -56,7 +56,7 @@ class SmtpInbox:
         self._lock = threading.Lock()
         self.controller = Controller(self, hostname="127.0.0.1", port=port)
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+    async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content)
         message["X-Envelope-To"] = ", ".join(envelope.rcpt_tos)
         with self._lock:

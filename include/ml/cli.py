@@ -160,7 +160,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     text = "\n".join([
         f"{args.version} of {config.name} ({'production' if meta['is_production'] else meta['decision']})",
         f"  logical date: {meta['logical_date']}   run: {meta['run_id']}",
-        f"  metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in meta["metrics"].items()),
+        "  metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in meta["metrics"].items()),
         f"  champion: {meta['champion']['version'] or '-'}   reasons: {'; '.join(meta['reasons'])}",
         f"  data: {meta['data']['path']} ({meta['data']['rows']} rows, sha256 {meta['data']['sha256'][:12]})",
         f"  artifact sha256: {meta['artifact']['sha256']}",

@@ -130,6 +130,7 @@ class AirflowSettings(_Strict):
     retries: int = Field(default=2, ge=0)
     retry_delay_seconds: float = Field(default=60, gt=0)
     max_retry_delay_seconds: float = Field(default=1800, gt=0)
+    task_timeout_minutes: float = Field(default=60, gt=0, description="a task running longer fails (and retries)")
     tags: list[str] = Field(default_factory=list)
 
 

@@ -52,10 +52,7 @@ def read_batch(path: Path, file_format: str | None = None) -> pd.DataFrame:
         )
     file_format = file_format or ("parquet" if path.suffix in {".parquet", ".pq"} else "csv")
     try:
-        if file_format == "parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, low_memory=False)
+        frame = pd.read_parquet(path) if file_format == "parquet" else pd.read_csv(path, low_memory=False)
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
         raise BatchReadError(
             f"batch file {path} cannot be read as {file_format}: {exc}. "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -58,7 +59,7 @@ def test_training_dag_is_set_up_for_unattended_daily_runs(dagbag, dag_id):
 def test_drift_check_branches_to_promote_hold_or_reject_and_report_survives_skips(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     order = ["extract", "validate", "train", "evaluate", "drift_check"]
-    for upstream, downstream in zip(order, order[1:], strict=False):
+    for upstream, downstream in itertools.pairwise(order):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     branch = dag.get_task("drift_check")
     assert branch.downstream_task_ids == {"promote", "hold", "reject"}
@@ -119,7 +120,8 @@ def _parse_with_lookups_forbidden(tmp_path: Path, dag_folder: Path, bundle_path:
         import json
         from airflow.dag_processing.dagbag import BundleDagBag
         bag = BundleDagBag(dag_folder={str(dag_folder)!r}, bundle_path={str(bundle_path)!r}, bundle_name="b")
-        print(json.dumps({{"dags": len(bag.dags), "errors": {{k: str(v)[-2000:] for k, v in bag.import_errors.items()}}}}))
+        errors = {{k: str(v)[-2000:] for k, v in bag.import_errors.items()}}
+        print(json.dumps({{"dags": len(bag.dags), "errors": errors}}))
     """, {
         "PYTHONPATH": f"{tmp_path}:{ROOT}",
         "LOOKUP_LOG": str(tmp_path / "lookups.log"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -67,13 +68,9 @@ def test_make_airflow_lists_every_pipeline_dag_with_no_import_errors(tmp_path):
         assert refused.value.code in (401, 403)
     finally:
         os.killpg(server.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            pass
         time.sleep(5)  # let the standalone's children finish their own shutdown, then make sure
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(server.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         log.close()
