@@ -43,6 +43,9 @@ def _airflow_env() -> dict[str, str]:
 
 
 os.environ.update(_airflow_env())
+# HistGradientBoosting starts one OpenMP thread per core and busy-waits; with Airflow's processes on
+# a 2-core machine a sub-second fit was seen to take 100 s. One thread keeps the tests steady.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 SMTP_PORT = int(os.environ["ML_SMTP_PORT"])
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,16 @@ from include.ml.config import get_pipeline, load_all
 from include.ml.errors import PipelineError
 
 DEFAULT_PIPELINE = "credit_default"
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return value
 
 
 def _date(text: str) -> dt.date:
@@ -76,7 +87,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     config = get_pipeline(args.pipeline)
     frame = read_batch(Path(args.input))
-    features, origin = resolve_features(config, frame, save=False)
+    features, origin = resolve_features(config, frame)
     try:
         clean = validate_frame(frame, config, features)
     except BatchValidationError as error:
@@ -101,7 +112,10 @@ def cmd_drift(args: argparse.Namespace) -> int:
     if version is None:
         raise PipelineError(f"pipeline {config.name!r} has no production model yet; pass --version")
     profile = ReferenceProfile.from_dict(registry.reference_profile(version))
-    report = drift_report(profile, read_batch(Path(args.input)), config.drift)
+    frame = read_batch(Path(args.input))
+    if missing := profile.missing_features(frame):
+        raise PipelineError(f"{args.input} lacks feature column(s) {missing} that model {version} was trained on")
+    report = drift_report(profile, frame, config.drift)
     report["reference_version"] = version
     rows = [[name, s["type"], f"{s['psi']:.3f}", "drifted" if s["drifted"] else ""]
             for name, s in sorted(report["features"].items(), key=lambda kv: -kv[1]["psi"])]
@@ -119,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     workspace = Path(args.out) if args.out else paths.workspace_dir(
         config.name, f"cli_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
     training.extract(config, workspace, ds=args.ds or dt.date.today().isoformat(), source=Path(args.input))
-    training.validate(config, workspace, run_id=workspace.name)
+    training.validate(config, workspace, run_id=workspace.name, save_features=False)
     trained = training.train(config, workspace)
     evaluation = training.evaluate(config, workspace)
     data = {"workspace": str(workspace), "training": trained, "evaluation": evaluation}
@@ -174,7 +188,10 @@ def cmd_models_show(args: argparse.Namespace) -> int:
 def _actor() -> str:
     import getpass
 
-    return f"cli:{getpass.getuser()}"
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # a uid without a passwd entry, common in containers
+        return f"cli:uid-{os.getuid()}"
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
@@ -195,7 +212,9 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
     current = registry.production()
     target = args.to
     if target is None:
-        previous = [e["from"] for e in registry.audit() if e["to"] == current and e["from"]]
+        # Walk back through promotions: a rollback entry is not a version to return to.
+        previous = [e["from"] for e in registry.audit()
+                    if e["action"] == "promote" and e["to"] == current and e["from"]]
         if not previous:
             raise PipelineError(f"production is {current or 'empty'} and has no earlier version to roll back to; "
                                 "name one with --to VERSION")
@@ -220,7 +239,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     from include.ml.training import run_history
 
     config = get_pipeline(args.pipeline)
-    runs = run_history(config)[-args.last:]
+    runs = run_history(config)[-args.last:] if args.last > 0 else []
     rows = [[r["logical_date"], r["version"], _fmt(r["score"]), r["drift_verdict"], r["branch"],
              r["production_after"]] for r in runs]
     text = _table(rows, ["logical date", "trained", config.metric, "drift", "branch", "production"])
@@ -249,9 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
             pipeline=False)
     p.add_argument("--pipeline", action="append", help="only this pipeline (repeatable; default: all)")
     p.add_argument("--start", type=_date, required=True, help="first logical date, YYYY-MM-DD")
-    p.add_argument("--days", type=int, default=1, help="number of daily batches (default 1)")
+    p.add_argument("--days", type=_positive, default=1, help="number of daily batches (default 1)")
     p.add_argument("--drift-from", type=_date, help="switch drift on from this date (default: config)")
-    p.add_argument("--rows", type=int, help="rows per batch (default: config)")
+    p.add_argument("--rows", type=_positive, help="rows per batch (default: config)")
 
     config = sub.add_parser("config", help="pipeline configs").add_subparsers(dest="config_command", required=True)
     p = add("check", cmd_config_check, "load and validate pipeline configs", parent=config, pipeline=False)

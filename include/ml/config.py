@@ -72,6 +72,12 @@ class SourceConfig(_Strict):
     def _has_date(cls, value: str) -> str:
         if "{ds}" not in value and "{ds_nodash}" not in value:
             raise ValueError("source.path must contain {ds} or {ds_nodash}, e.g. landing/x/{ds}.csv")
+        try:
+            value.format(ds="2026-01-01", ds_nodash="20260101")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"source.path may only use the placeholders {{ds}} and {{ds_nodash}}; {exc!s} is not one"
+            ) from None
         return value
 
     @property
@@ -193,9 +199,23 @@ class PipelineConfig(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _format_error(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid pipeline config ({error.error_count()} problem(s)):"]
+def _problems(error: ValidationError) -> list[dict]:
+    """pydantic's errors without the union bookkeeping: a list given for ``features`` is judged as
+    a list, not also as the literal 'infer'; union tags such as ``list[...]`` leave the location."""
+    items = []
     for item in error.errors():
+        loc = [str(p) for p in item["loc"]]
+        if any(p.startswith("literal[") for p in loc) and isinstance(item.get("input"), list | dict):
+            continue
+        item = {**item, "loc": [p for p in loc if "[" not in p]}
+        items.append(item)
+    return items or error.errors()
+
+
+def _format_error(path: Path, error: ValidationError) -> str:
+    problems = _problems(error)
+    lines = [f"{path}: invalid pipeline config ({len(problems)} problem(s)):"]
+    for item in problems:
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
             lines.append(f"  - {where}: unknown key; remove it or check its spelling")
@@ -214,6 +234,10 @@ def load_config(path: str | Path) -> PipelineConfig:
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: pipeline config not found") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read as a pipeline config: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(raw, dict):

@@ -72,9 +72,11 @@ class ReferenceProfile:
         return np.append(counts, missing.sum())
 
     def compare(self, frame: pd.DataFrame) -> dict[str, dict]:
-        """PSI of every profiled feature of ``frame`` against the reference, with the shares compared."""
+        """PSI of every profiled feature present in ``frame`` against the reference, with the shares compared."""
         result: dict[str, dict] = {}
         for name, ref in self.numeric_.items():
+            if name not in frame.columns:
+                continue
             values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float)
             counts = self._bin_counts(values, np.asarray(ref["edges"]))
             actual = counts / max(counts.sum(), 1)
@@ -87,6 +89,8 @@ class ReferenceProfile:
                 "missing_batch": float(np.isnan(values).mean()),
             }
         for name, ref in self.categorical_.items():
+            if name not in frame.columns:
+                continue
             observed = frame[name].fillna(MISSING).astype(str).value_counts(normalize=True)
             levels = sorted(set(ref["shares"]) | set(observed.index))
             expected = np.array([ref["shares"].get(level, 0.0) for level in levels])
@@ -101,6 +105,10 @@ class ReferenceProfile:
                 "missing_batch": float(frame[name].isna().mean()),
             }
         return result
+
+    def missing_features(self, frame: pd.DataFrame) -> list[str]:
+        """Profiled features that ``frame`` lacks (so :meth:`compare` could not score them)."""
+        return sorted((set(self.numeric_) | set(self.categorical_)) - set(frame.columns))
 
     def to_dict(self) -> dict:
         return {"bins": self.bins, "rows": self.rows_, "numeric": self.numeric_, "categorical": self.categorical_}
@@ -135,4 +143,5 @@ def drift_report(profile: ReferenceProfile, frame: pd.DataFrame, settings: Drift
         "reference_rows": profile.rows_,
         "batch_rows": len(frame),
         "features": features,
+        "missing_features": profile.missing_features(frame),
     }

@@ -14,15 +14,18 @@ def score(model, frame: pd.DataFrame, config: PipelineConfig, feature_names: lis
     x, y = frame[feature_names], frame[config.target]
     if config.task == "classification":
         predicted = model.predict(x)
+        proba = model.predict_proba(x)
+        binary = proba.shape[1] == 2
         result = {
             "accuracy": skm.accuracy_score(y, predicted),
-            "f1": skm.f1_score(y, predicted, average="binary" if y.nunique() == 2 else "macro"),
+            # the positive class is the model's second class, whatever its labels are ("yes", 1, True)
+            "f1": skm.f1_score(y, predicted, average="binary", pos_label=model.classes_[1]) if binary
+            else skm.f1_score(y, predicted, average="macro"),
         }
-        proba = model.predict_proba(x)
-        if proba.shape[1] == 2:
-            positive = proba[:, 1]
-            result["roc_auc"] = skm.roc_auc_score(y, positive)
-            result["average_precision"] = skm.average_precision_score(y, positive, pos_label=model.classes_[1])
+        if binary:
+            positive, is_positive = proba[:, 1], (y == model.classes_[1]).to_numpy()
+            result["roc_auc"] = skm.roc_auc_score(is_positive, positive)
+            result["average_precision"] = skm.average_precision_score(is_positive, positive)
         else:
             result["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=model.classes_)
         result["log_loss"] = skm.log_loss(y, proba, labels=model.classes_)

@@ -30,7 +30,7 @@ from typing import Any
 from include.ml.errors import ArtifactIntegrityError, RegistryError
 from include.ml.extract import sha256_file
 
-VERSION_PATTERN = re.compile(r"^v\d{4,}$")
+VERSION_PATTERN = re.compile(r"v[0-9]{4,}")
 ARTIFACT = "model.joblib"
 METADATA = "metadata.json"
 PROFILE = "reference_profile.json"
@@ -75,12 +75,12 @@ class ModelRegistry:
         """Complete version ids, oldest first."""
         if not self.versions_dir.exists():
             return []
-        found = [p.name for p in self.versions_dir.iterdir() if VERSION_PATTERN.match(p.name)]
+        found = [p.name for p in self.versions_dir.iterdir() if VERSION_PATTERN.fullmatch(p.name)]
         return sorted(found, key=lambda v: int(v[1:]))
 
     def check_version_id(self, version: str) -> Path:
         """The folder of an existing version; :class:`RegistryError` for malformed or unknown ids."""
-        if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+        if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
             raise RegistryError(
                 f"{version!r} is not a version id (expected 'v' and digits, e.g. v0001); "
                 f"list versions with `python -m include.ml models list`"
@@ -163,6 +163,8 @@ class ModelRegistry:
             }
             write_json_atomic(staging / PROFILE, profile)
             with self._locked():
+                if run_id and (existing := self.find_by_run(run_id)):
+                    return existing  # a concurrent attempt of the same run registered first
                 versions = self.versions()
                 version = f"v{(int(versions[-1][1:]) + 1 if versions else 1):04d}"
                 write_json_atomic(staging / METADATA, {"version": version, **record})

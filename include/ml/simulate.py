@@ -29,7 +29,7 @@ def _with_missing(rng: np.random.Generator, values: np.ndarray, share: float) ->
 
 
 def credit_default(day: dt.date, rows: int, seed: int, drifted: bool) -> pd.DataFrame:
-    """Consumer credit: 14 features, target ``default`` (1 = defaulted within 90 days), about 15% positives.
+    """Consumer credit: 15 features, target ``default`` (1 = defaulted within 90 days), about 15% positives.
 
     Drift: lower incomes, higher card utilisation, more late payments, and a new acquisition
     channel ``"bnpl_partner"``.

@@ -57,9 +57,9 @@ def extract(config: PipelineConfig, workspace: Path, ds: str, source: Path | Non
     return _write(workspace, "extract.json", {"ds": ds, **fingerprint(source, frame).to_dict()})
 
 
-def resolve_features(config: PipelineConfig, frame, save: bool = True) -> tuple[list[FeatureSpec], str]:
-    """The features to use and where they came from: the config, the registry's saved spec, or
-    inferred from ``frame`` (the first training batch) and, if ``save``, saved to the registry."""
+def resolve_features(config: PipelineConfig, frame) -> tuple[list[FeatureSpec], str]:
+    """The features to use and where they came from: the config, the registry's saved spec
+    (``registry``), or inferred from ``frame`` (``inferred``; see :func:`save_inferred_features`)."""
     if isinstance(config.features, list):
         return list(config.features), "config"
     saved = config.registry_path / FEATURE_SPEC
@@ -67,17 +67,20 @@ def resolve_features(config: PipelineConfig, frame, save: bool = True) -> tuple[
         return [FeatureSpec.model_validate(f) for f in json.loads(saved.read_text())], "registry"
     from include.ml.validate import infer_features
 
-    features = infer_features(frame, config)
-    if not save:
-        return features, "inferred"
+    return infer_features(frame, config), "inferred"
+
+
+def save_inferred_features(config: PipelineConfig, features: list[FeatureSpec]) -> None:
+    """Fix a pipeline's inferred features in its registry, so later batches are held to them."""
+    saved = config.registry_path / FEATURE_SPEC
     saved.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(saved, [f.model_dump() for f in features])
-    return features, "inferred"
 
 
-def validate(config: PipelineConfig, workspace: Path, run_id: str = "manual") -> dict:
+def validate(config: PipelineConfig, workspace: Path, run_id: str = "manual", save_features: bool = True) -> dict:
     """Validate the extracted batch; write ``validated.parquet``. A failing batch is quarantined
-    (copied with its reasons) and :class:`BatchValidationError` is raised."""
+    (copied with its reasons) and :class:`BatchValidationError` is raised. Features inferred from
+    the first batch that passes are saved to the registry when ``save_features``."""
     import pandas as pd
 
     from include.ml.validate import quarantine, validate_frame
@@ -96,6 +99,8 @@ def validate(config: PipelineConfig, workspace: Path, run_id: str = "manual") ->
         error.args = (f"{error.args[0]}\nThe batch was copied to {target} (with reasons.json); "
                       f"the landing file {source} is untouched and production is unchanged.",)
         raise
+    if origin == "inferred" and save_features:
+        save_inferred_features(config, features)
     columns = [*config.id_columns, *(f.name for f in features), config.target]
     clean[[c for c in columns if c in clean.columns]].to_parquet(workspace / "validated.parquet", index=False)
     _write(workspace, "features.json", {"origin": origin, "features": [f.model_dump() for f in features]})

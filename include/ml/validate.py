@@ -69,8 +69,13 @@ def _coerce_numeric(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFra
 
 
 def _as_categorical(series: pd.Series) -> pd.Series:
-    """Category levels as plain strings (object dtype), missing as NaN."""
+    """Category levels as plain strings (object dtype), missing as NaN.
+
+    Whole-number codes read as floats (a column of 1, 2, 3 with one gap) stay "1", not "1.0".
+    """
     present = series.notna()
+    if pd.api.types.is_float_dtype(series) and (series[present] % 1 == 0).all():
+        series = series.astype("Int64")
     return series.astype(str).astype(object).where(present, np.nan)
 
 

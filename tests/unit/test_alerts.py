@@ -1,0 +1,155 @@
+"""Alert emails: the subject says pipeline, event and date; the body says what happened, what to do and
+where the runbook is, with anything that came from data or errors escaped."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from include.ml import alerts
+
+
+def outcome(branch: str, **changes) -> dict:
+    base = {
+        "pipeline": "credit_default", "run_id": "scheduled__2026-01-03T00:00:00+00:00",
+        "logical_date": "2026-01-03", "branch": branch, "version": "v0003",
+        "production_before": "v0002", "production_after": "v0003" if branch == "promote" else "v0002",
+        "metric": "roc_auc", "score": 0.812345, "champion_score": 0.8, "reasons": ["quality gates passed"],
+        "drift_verdict": "none", "drifted_features": [],
+    }
+    return {**base, **changes}
+
+
+DRIFT = {
+    "psi_threshold": 0.2,
+    "features": {
+        "income": {"type": "numeric", "psi": 0.31, "drifted": True},
+        "channel": {"type": "categorical", "psi": 3.0, "drifted": True, "unseen_levels": ["bnpl_partner"]},
+        "age": {"type": "numeric", "psi": 0.01, "drifted": False},
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("branch", "subject"),
+    [
+        ("promote", "[ml:credit_default] PROMOTED: v0003 is now in production (2026-01-03)"),
+        ("hold", "[ml:credit_default] HOLD (drift): v0003 not promoted, production stays v0002 (2026-01-03)"),
+        ("reject", "[ml:credit_default] REJECTED: v0003 failed the quality gates (2026-01-03)"),
+    ],
+)
+def test_the_subject_names_pipeline_event_version_and_date(branch: str, subject: str):
+    assert alerts.outcome_email(outcome(branch)).subject == subject
+
+
+def test_the_body_lists_the_decision_facts(monkeypatch):
+    monkeypatch.delenv("ML_RUNBOOK_URL", raising=False)
+
+    body = alerts.outcome_email(outcome("promote", champion_score=None)).html
+
+    assert "<th align='left' style='padding:2px 12px 2px 0'>candidate roc_auc</th><td>0.8123</td>" in body
+    assert "<th align='left' style='padding:2px 12px 2px 0'>production roc_auc</th><td>n/a</td>" in body
+    assert "scheduled__2026-01-03T00:00:00+00:00" in body
+    assert "<td>quality gates passed</td>" in body
+    assert "RUNBOOK.md#alert-model-promoted" in body
+
+
+def test_each_decision_says_what_to_do():
+    held = alerts.outcome_email(outcome("hold")).html
+    rejected = alerts.outcome_email(outcome("reject")).html
+
+    assert "<h3>What to do</h3><p>Production was left unchanged. Look at the drifted features" in held
+    assert "#alert-drift-hold" in held
+    assert "The candidate failed a quality gate" in rejected
+    assert "#alert-candidate-rejected" in rejected
+
+
+def test_the_runbook_link_follows_ml_runbook_url(monkeypatch):
+    monkeypatch.setenv("ML_RUNBOOK_URL", "https://git.example.com/ml/RUNBOOK.md")
+
+    body = alerts.outcome_email(outcome("reject")).html
+
+    link = "https://git.example.com/ml/RUNBOOK.md#alert-candidate-rejected"
+    assert f"<a href='{link}'>{link}</a>" in body
+
+
+def test_text_from_data_and_errors_is_escaped():
+    body = alerts.outcome_email(outcome("reject", reasons=["<script>alert(1)</script> & more"])).html
+
+    assert "<script>" not in body
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in body
+
+
+def test_a_held_email_shows_the_drift_table_worst_feature_first():
+    body = alerts.outcome_email(outcome("hold"), drift=DRIFT).html
+
+    assert "<h3>Drift by feature (PSI threshold 0.2)</h3>" in body
+    rows = re.findall(r"<tr><td>(\w+)</td><td>(\w+)</td><td align='right'>([\d.]+)</td><td>(.*?)</td>"
+                      r"<td>(.*?)</td></tr>", body)
+    assert rows == [
+        ("channel", "categorical", "3.000", "<b>drifted</b>", "bnpl_partner"),
+        ("income", "numeric", "0.310", "<b>drifted</b>", ""),
+        ("age", "numeric", "0.010", "", ""),
+    ]
+
+
+def test_feature_names_in_the_drift_table_are_escaped():
+    drift = {"psi_threshold": 0.2, "features": {"<b>x</b>": {"type": "numeric", "psi": 1.0, "drifted": True}}}
+
+    body = alerts.outcome_email(outcome("hold"), drift=drift).html
+
+    assert "<td>&lt;b&gt;x&lt;/b&gt;</td>" in body
+
+
+def test_no_drift_table_without_a_reference():
+    no_reference = {"verdict": "no_reference", "features": {}}
+
+    assert "Drift by feature" not in alerts.outcome_email(outcome("promote"), drift=no_reference).html
+    assert "Drift by feature" not in alerts.outcome_email(outcome("promote")).html
+
+
+def test_the_airflow_run_link_is_included_when_known():
+    url = "http://localhost:8080/dags/ml_training__credit_default/runs/x"
+
+    assert f"<td>{url}</td>" in alerts.outcome_email(outcome("promote"), run_url=url).html
+    assert "Airflow run" not in alerts.outcome_email(outcome("promote")).html
+
+
+def test_a_task_failure_email_names_the_task_and_shows_the_error_escaped():
+    email = alerts.task_failure_email(
+        "credit_default", "ml_training__credit_default", "validate", "manual__1", "2026-01-03",
+        error="column 'age': 2 values below minimum 18 <b>", try_number=1, log_url="http://log")
+
+    assert email.subject == "[ml:credit_default] FAILED task validate in ml_training__credit_default (2026-01-03)"
+    assert "<pre>column &#x27;age&#x27;: 2 values below minimum 18 &lt;b&gt;</pre>" in email.html
+    assert "<td>http://log</td>" in email.html
+    assert "#alert-task-failed" in email.html
+
+
+def test_a_failure_without_a_logical_date_names_the_run():
+    email = alerts.task_failure_email("credit_default", "dag", "train", "manual__42", None, error="boom")
+
+    assert email.subject.endswith("(manual__42)")
+
+
+def test_a_run_failure_email_lists_the_failed_tasks():
+    email = alerts.run_failure_email("house_prices", "ml_training__house_prices", "manual__1", "2026-01-03",
+                                     failed_tasks=["extract", "validate"], reason="task failure")
+
+    assert email.subject == "[ml:house_prices] FAILED run ml_training__house_prices (2026-01-03)"
+    assert "<td>extract, validate</td>" in email.html
+    assert "#alert-run-failed" in email.html
+
+
+def test_a_run_failure_with_no_known_failed_task_says_unknown():
+    email = alerts.run_failure_email("house_prices", "dag", "manual__1", None, failed_tasks=[])
+
+    assert "<td>unknown</td>" in email.html
+
+
+@pytest.mark.parametrize("event", alerts.EVENTS)
+def test_every_event_has_a_subject_tag_a_runbook_anchor_and_advice(event: str):
+    tag, anchor, todo = alerts.EVENTS[event]
+
+    assert tag and anchor.startswith("alert-") and len(todo) > 40

@@ -1,0 +1,581 @@
+"""``python -m include.ml``: every command runs in-process here through ``main([...])``; text for people,
+``--json`` for scripts, exit 1 with the reason on stderr when the input or the registry refuses."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from include.ml import alerts, simulate, training
+from include.ml.cli import main
+from include.ml.config import ConfigError, load_config
+from include.ml.errors import RegistryError
+from include.ml.registry import ModelRegistry
+
+DAY1 = dt.date(2026, 1, 1)
+
+COMMANDS = [
+    [],
+    ["simulate"],
+    ["config"],
+    ["config", "check"],
+    ["validate"],
+    ["drift"],
+    ["train"],
+    ["models"],
+    ["models", "list"],
+    ["models", "show"],
+    ["models", "promote"],
+    ["models", "rollback"],
+    ["models", "history"],
+    ["runs"],
+]
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def run_json(capsys, *argv: str):
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+@pytest.fixture
+def credit_batch(credit_config) -> Path:
+    return simulate.write_batches(credit_config, DAY1, 1, rows=800)[0]
+
+
+@pytest.fixture
+def broken_batch(tmp_path: Path, credit_frame: pd.DataFrame) -> Path:
+    credit_frame.loc[[3, 4], "utilization"] = 1.7
+    path = tmp_path / "broken.csv"
+    credit_frame.to_csv(path, index=False)
+    return path
+
+
+# -- usage ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "(none)")
+def test_every_command_explains_itself_with_help(capsys, command: list[str]):
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--help"])
+
+    assert exited.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: python -m include.ml {' '.join(command)}".rstrip())
+
+
+def test_no_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([])
+
+    assert exited.value.code == 2
+    assert "required: command" in capsys.readouterr().err
+
+
+def test_a_malformed_date_is_a_usage_error_that_says_the_format(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "--start", "01/02/2026"])
+
+    assert exited.value.code == 2
+    assert "'01/02/2026' is not a date in YYYY-MM-DD form" in capsys.readouterr().err
+
+
+def test_an_unknown_pipeline_exits_1_listing_the_known_ones(capsys):
+    code, _, err = run(capsys, "models", "list", "--pipeline", "fraud")
+
+    assert code == 1
+    assert err.startswith("error: no pipeline 'fraud'")
+    assert "credit_default" in err
+
+
+# -- simulate -------------------------------------------------------------------------------
+
+
+def test_simulate_writes_batches_for_every_pipeline(capsys, ml_home: Path):
+    code, out, _ = run(capsys, "simulate", "--start", "2026-01-01", "--days", "2", "--rows", "30")
+
+    assert code == 0
+    assert f"credit_default: 2 batch(es) in {ml_home / 'landing/credit_default'}" in out
+    assert f"house_prices: 2 batch(es) in {ml_home / 'landing/house_prices'}" in out
+    assert len(list((ml_home / "landing/house_prices").glob("*.parquet"))) == 2
+
+
+def test_simulate_json_lists_the_written_files(capsys, ml_home: Path):
+    written = run_json(capsys, "simulate", "--pipeline", "credit_default", "--start", "2026-01-01",
+                       "--days", "2", "--rows", "30", "--drift-from", "2026-01-02")
+
+    assert list(written) == ["credit_default"]
+    files = [Path(p) for p in written["credit_default"]]
+    assert [f.name for f in files] == ["2026-01-01.csv", "2026-01-02.csv"]
+    assert "bnpl_partner" in set(pd.read_csv(files[1])["channel"])
+
+
+def test_simulate_tells_when_drift_is_on(capsys):
+    _, out, _ = run(capsys, "simulate", "--pipeline", "credit_default", "--start", "2026-01-01", "--rows", "30",
+                    "--drift-from", "2026-01-01")
+
+    assert "drift switched on from 2026-01-01" in out
+
+
+def test_simulate_zero_days_does_not_crash(capsys):
+    try:
+        code = main(["simulate", "--pipeline", "credit_default", "--start", "2026-01-01", "--days", "0"])
+    except SystemExit as exited:  # a usage error is a fine answer too
+        code = exited.code
+
+    assert code in (0, 2)
+
+
+# -- config check ---------------------------------------------------------------------------
+
+
+def test_config_check_reports_each_pipeline_ok(capsys):
+    code, out, _ = run(capsys, "config", "check")
+
+    assert code == 0
+    assert out.splitlines() == [
+        "credit_default: ok (classification, hist_gradient_boosting, roc_auc)",
+        "house_prices: ok (regression, random_forest, rmse)",
+    ]
+
+
+def test_config_check_json_describes_the_pipelines(capsys, ml_home: Path):
+    data = run_json(capsys, "config", "check", "--pipeline", "house_prices")
+
+    assert data == {"house_prices": {"task": "regression", "target": "price", "estimator": "random_forest",
+                                     "metric": "rmse", "dag_id": "ml_training__house_prices",
+                                     "registry": str(ml_home / "registry/house_prices")}}
+
+
+def test_config_check_of_a_broken_config_exits_1_saying_where(capsys, tmp_path: Path, monkeypatch):
+    from include.ml import config as config_module
+
+    text = (config_module.PIPELINES_DIR / "credit_default.yaml").read_text().replace("metric: roc_auc", "metric: rmse")
+    (tmp_path / "credit_default.yaml").write_text(text)
+    monkeypatch.setattr(config_module, "PIPELINES_DIR", tmp_path)
+
+    code, out, err = run(capsys, "config", "check")
+
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"error: {tmp_path / 'credit_default.yaml'}: invalid pipeline config")
+    assert "metric 'rmse' does not fit task 'classification'" in err
+
+
+# -- validate -------------------------------------------------------------------------------
+
+
+def test_validate_passes_a_good_batch(capsys, credit_batch: Path):
+    code, out, _ = run(capsys, "validate", "--input", str(credit_batch))
+
+    assert code == 0
+    assert out.strip() == f"{credit_batch}: passed (800 rows, 15 features from config)"
+
+
+def test_validate_json_of_a_good_batch(capsys, credit_batch: Path):
+    assert run_json(capsys, "validate", "--input", str(credit_batch)) == {
+        "passed": True, "rows": 800, "features": 15, "feature_origin": "config"}
+
+
+def test_validate_fails_a_bad_batch_with_exit_1_and_the_reasons_on_stderr(capsys, broken_batch: Path):
+    code, out, err = run(capsys, "validate", "--input", str(broken_batch))
+
+    assert code == 1
+    assert out == ""
+    assert "column 'utilization': 2 values above maximum 1 (first rows: 3, 4" in err
+
+
+def test_validate_json_of_a_bad_batch_lists_the_failures(capsys, broken_batch: Path):
+    code, out, _ = run(capsys, "validate", "--input", str(broken_batch), "--json")
+
+    assert code == 1
+    data = json.loads(out)
+    assert data["passed"] is False
+    assert [(f["column"], f["rows"]) for f in data["failures"]] == [("utilization", [3, 4])]
+
+
+def test_validate_does_not_quarantine_or_touch_the_registry(capsys, broken_batch: Path, ml_home: Path):
+    run(capsys, "validate", "--input", str(broken_batch))
+
+    assert not (ml_home / "quarantine").exists()
+    assert not (ml_home / "registry").exists()
+
+
+def test_validate_of_a_missing_file_exits_1(capsys, tmp_path: Path):
+    code, _, err = run(capsys, "validate", "--input", str(tmp_path / "nope.csv"))
+
+    assert code == 1
+    assert f"batch file {tmp_path / 'nope.csv'} does not exist" in err
+
+
+def test_validate_of_an_inferred_pipeline_does_not_save_a_feature_spec(capsys, house_config):
+    (batch,) = simulate.write_batches(house_config, DAY1, 1, rows=300)
+
+    code, out, _ = run(capsys, "validate", "--pipeline", "house_prices", "--input", str(batch))
+
+    assert code == 0
+    assert "10 features from inferred" in out
+    assert not (house_config.registry_path / training.FEATURE_SPEC).exists()
+
+
+# -- train ----------------------------------------------------------------------------------
+
+
+def test_train_fits_a_candidate_and_registers_nothing(capsys, credit_config, credit_batch: Path, tmp_path: Path):
+    code, out, _ = run(capsys, "train", "--input", str(credit_batch), "--out", str(tmp_path / "ws"))
+
+    assert code == 0
+    assert out.startswith(f"candidate trained in {tmp_path / 'ws'} (560 rows,")
+    assert "roc_auc: 0." in out and "(production -: -); gates passed" in out
+    assert (tmp_path / "ws" / "candidate.joblib").exists()
+    registry = training.registry_for(credit_config)
+    assert (registry.versions(), registry.production()) == ([], None)
+
+
+def test_train_json_reports_training_and_evaluation(capsys, credit_batch: Path, tmp_path: Path):
+    data = run_json(capsys, "train", "--input", str(credit_batch), "--out", str(tmp_path / "ws"),
+                    "--ds", "2026-01-01")
+
+    assert data["workspace"] == str(tmp_path / "ws")
+    assert data["training"]["train_rows"] == 560
+    assert data["evaluation"]["metric"] == "roc_auc"
+    assert data["evaluation"]["gates"]["passed"] is True
+    assert json.loads((tmp_path / "ws" / "extract.json").read_text())["ds"] == "2026-01-01"
+
+
+def test_train_without_out_uses_a_new_workspace_under_the_data_root(capsys, credit_batch: Path, ml_home: Path):
+    data = run_json(capsys, "train", "--input", str(credit_batch))
+
+    assert Path(data["workspace"]).parent == ml_home / "runs/credit_default"
+    assert Path(data["workspace"]).name.startswith("cli_")
+
+
+def test_train_on_a_bad_batch_exits_1(capsys, broken_batch: Path, tmp_path: Path):
+    code, _, err = run(capsys, "train", "--input", str(broken_batch), "--out", str(tmp_path / "ws"))
+
+    assert code == 1
+    assert "column 'utilization'" in err
+    assert not (tmp_path / "ws" / "candidate.joblib").exists()
+
+
+def test_train_of_an_inferred_pipeline_leaves_the_registry_untouched(capsys, house_config, tmp_path: Path):
+    (batch,) = simulate.write_batches(house_config, DAY1, 1, rows=300)
+
+    code, _, _ = run(capsys, "train", "--pipeline", "house_prices", "--input", str(batch),
+                     "--out", str(tmp_path / "ws"))
+
+    assert code == 0
+    assert not house_config.registry_path.exists()
+
+
+# -- drift, models, runs (on the shared three-run history) ----------------------------------
+
+
+def test_drift_of_a_drifted_batch_against_production(capsys, in_credit_history):
+    code, out, _ = run(capsys, "drift", "--input", str(in_credit_history.landing[2]))
+
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("drift verdict: drift (against v0002;")
+    assert lines[0].endswith("of 15 features at PSI >= 0.2)")
+    assert lines[1].split() == ["feature", "type", "psi"]
+    assert lines[2].split()[:2] == ["channel", "categorical"] and lines[2].endswith("drifted")
+
+
+def test_drift_json_against_a_chosen_version(capsys, in_credit_history):
+    report = run_json(capsys, "drift", "--input", str(in_credit_history.landing[1]), "--version", "v0001")
+
+    assert report["reference_version"] == "v0001"
+    assert report["verdict"] == "none"
+    assert set(report["features"]) == {f.name for f in in_credit_history.config.features}
+
+
+def test_drift_without_a_production_model_exits_1(capsys, credit_batch: Path):
+    code, _, err = run(capsys, "drift", "--input", str(credit_batch))
+
+    assert code == 1
+    assert "has no production model yet; pass --version" in err
+
+
+def test_drift_against_an_unknown_version_exits_1(capsys, in_credit_history):
+    code, _, err = run(capsys, "drift", "--input", str(in_credit_history.landing[0]), "--version", "../v0001")
+
+    assert code == 1
+    assert "is not a version id" in err
+
+
+def test_drift_of_a_batch_missing_a_feature_exits_1_naming_it(capsys, in_credit_history, tmp_path: Path):
+    path = tmp_path / "no_income.csv"
+    pd.read_csv(in_credit_history.landing[2]).drop(columns=["income"]).to_csv(path, index=False)
+
+    code, _, err = run(capsys, "drift", "--input", str(path))
+
+    assert code == 1
+    assert "income" in err
+
+
+def test_models_list_marks_production(capsys, in_credit_history):
+    code, out, _ = run(capsys, "models", "list")
+
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["version", "decision", "logical", "date", "roc_auc", "registered", "at"]
+    assert [r.startswith("*") for r in rows] == [False, True, False]
+    assert [r.lstrip("* ").split()[:3] for r in rows] == [
+        ["v0001", "promoted", "2026-01-01"],
+        ["v0002", "promoted", "2026-01-02"],
+        ["v0003", "held", "2026-01-03"],
+    ]
+
+
+def test_models_list_json(capsys, in_credit_history):
+    rows = run_json(capsys, "models", "list")
+
+    assert [(r["version"], r["production"], r["decision"]) for r in rows] == [
+        ("v0001", False, "promoted"), ("v0002", True, "promoted"), ("v0003", False, "held")]
+    assert all(0.5 < r["roc_auc"] < 1 for r in rows)
+
+
+def test_models_list_of_an_empty_registry_says_so(capsys, ml_home: Path):
+    code, out, _ = run(capsys, "models", "list")
+
+    assert code == 0
+    assert out.strip() == f"no versions registered yet in {ml_home / 'registry/credit_default'}"
+
+
+def test_models_show_describes_one_version(capsys, in_credit_history):
+    code, out, _ = run(capsys, "models", "show", "v0003")
+
+    assert code == 0
+    assert out.startswith("v0003 of credit_default (held)")
+    assert "champion: v0002" in out
+    assert f"data: {in_credit_history.landing[2]} (800 rows" in out
+
+
+def test_models_show_json_is_the_metadata(capsys, in_credit_history):
+    meta = run_json(capsys, "models", "show", "v0002")
+
+    assert meta["version"] == "v0002"
+    assert meta["is_production"] is True
+    assert meta["artifact"]["sha256"] == training.registry_for(in_credit_history.config).metadata("v0002")[
+        "artifact"]["sha256"]
+
+
+@pytest.mark.parametrize(("version", "expected"), [("v0009", "version v0009 does not exist"),
+                                                    ("../../etc/passwd", "is not a version id")])
+def test_models_show_of_a_bad_version_exits_1(capsys, in_credit_history, version: str, expected: str):
+    code, out, err = run(capsys, "models", "show", version)
+
+    assert code == 1
+    assert out == ""
+    assert expected in err
+
+
+def test_runs_lists_the_recent_runs(capsys, in_credit_history):
+    code, out, _ = run(capsys, "runs")
+
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["logical", "date", "trained", "roc_auc", "drift", "branch", "production"]
+    assert [r.split()[:2] + r.split()[3:] for r in rows] == [
+        ["2026-01-01", "v0001", "no_reference", "promote", "v0001"],
+        ["2026-01-02", "v0002", "none", "promote", "v0002"],
+        ["2026-01-03", "v0003", "drift", "hold", "v0002"],
+    ]
+
+
+def test_runs_json_with_last(capsys, in_credit_history):
+    runs = run_json(capsys, "runs", "--last", "2")
+
+    assert [(r["logical_date"], r["branch"]) for r in runs] == [("2026-01-02", "promote"), ("2026-01-03", "hold")]
+
+
+def test_runs_before_any_run_says_so(capsys):
+    code, out, _ = run(capsys, "runs", "--pipeline", "house_prices")
+
+    assert code == 0
+    assert out.strip() == "no runs recorded yet for house_prices"
+
+
+def test_runs_last_zero_lists_no_runs(capsys, in_credit_history):
+    assert run_json(capsys, "runs", "--last", "0") == []
+
+
+# -- promote, rollback, history (each on a registry of its own) -----------------------------
+
+
+@pytest.fixture
+def three_versions(credit_config, tmp_path: Path) -> ModelRegistry:
+    """credit_default's registry with v0001..v0003 registered and v0001 in production."""
+    registry = training.registry_for(credit_config)
+    (tmp_path / "m.joblib").write_bytes(b"model")
+    for i in range(3):
+        registry.register(tmp_path / "m.joblib", {"run_id": f"run-{i}"}, {})
+    registry.set_production("v0001", expected=None, actor="run-0", reason="first model")
+    return registry
+
+
+def test_promote_points_production_at_a_version_and_audits_who_and_why(capsys, three_versions):
+    code, out, _ = run(capsys, "models", "promote", "v0003", "--reason", "held for drift; drift is expected")
+
+    assert code == 0
+    assert out.strip() == "production: v0001 -> v0003 (held for drift; drift is expected)"
+    assert three_versions.production() == "v0003"
+    last = three_versions.audit()[-1]
+    assert (last["action"], last["from"], last["to"]) == ("promote", "v0001", "v0003")
+    assert last["actor"].startswith("cli:")
+
+
+def test_promote_json_is_the_audit_entry(capsys, three_versions):
+    entry = run_json(capsys, "models", "promote", "v0002", "--reason", "better")
+
+    assert entry == three_versions.audit()[-1]
+
+
+def test_promote_without_a_reason_is_a_usage_error(capsys, three_versions):
+    with pytest.raises(SystemExit) as exited:
+        main(["models", "promote", "v0002"])
+
+    assert exited.value.code == 2
+    assert "--reason" in capsys.readouterr().err
+    assert three_versions.production() == "v0001"
+
+
+@pytest.mark.parametrize(("version", "reason", "expected"), [
+    ("v0009", "typo", "version v0009 does not exist"),
+    ("../v0001", "sneaky", "is not a version id"),
+    ("v0002", "  ", "a reason is required"),
+])
+def test_a_refused_promote_exits_1_and_changes_nothing(capsys, three_versions, version, reason, expected):
+    code, _, err = run(capsys, "models", "promote", version, "--reason", reason)
+
+    assert code == 1
+    assert expected in err
+    assert three_versions.production() == "v0001"
+    assert len(three_versions.audit()) == 1
+
+
+def test_rollback_returns_to_the_version_production_replaced(capsys, three_versions):
+    three_versions.set_production("v0002", expected="v0001", actor="run-1", reason="better")
+
+    code, out, _ = run(capsys, "models", "rollback", "--reason", "v0002 misbehaves")
+
+    assert code == 0
+    assert out.strip() == "rolled back: production v0002 -> v0001 (v0002 misbehaves)"
+    assert three_versions.production() == "v0001"
+    assert three_versions.audit()[-1]["action"] == "rollback"
+
+
+def test_rollback_to_a_named_version(capsys, three_versions):
+    entry = run_json(capsys, "models", "rollback", "--to", "v0003", "--reason", "pin")
+
+    assert (entry["from"], entry["to"], entry["action"]) == ("v0001", "v0003", "rollback")
+    assert three_versions.production() == "v0003"
+
+
+def test_rollback_of_the_first_model_has_nowhere_to_go(capsys, three_versions):
+    code, _, err = run(capsys, "models", "rollback", "--reason", "bad")
+
+    assert code == 1
+    assert "production is v0001 and has no earlier version to roll back to; name one with --to VERSION" in err
+    assert three_versions.production() == "v0001"
+
+
+def test_rollback_before_any_production_model_exits_1(capsys):
+    code, _, err = run(capsys, "models", "rollback", "--reason", "bad")
+
+    assert code == 1
+    assert "production is empty" in err
+
+
+def test_two_rollbacks_walk_back_through_the_promotions(capsys, three_versions):
+    three_versions.set_production("v0002", expected="v0001", actor="run-1", reason="better")
+    three_versions.set_production("v0003", expected="v0002", actor="run-2", reason="better")
+
+    run(capsys, "models", "rollback", "--reason", "v0003 misbehaves")
+    run(capsys, "models", "rollback", "--reason", "v0002 misbehaves too")
+
+    assert three_versions.production() == "v0001"
+
+
+def test_history_lists_every_production_switch(capsys, three_versions):
+    three_versions.set_production("v0002", expected="v0001", actor="run-1", reason="better")
+
+    code, out, _ = run(capsys, "models", "history")
+
+    assert code == 0
+    header, *rows = out.splitlines()
+    assert header.split() == ["time", "action", "from", "to", "actor", "reason"]
+    assert [r.split()[1:] for r in rows] == [
+        ["promote", "v0001", "run-0", "first", "model"],
+        ["promote", "v0001", "v0002", "run-1", "better"],
+    ]
+
+
+def test_history_json_is_the_audit_log(capsys, three_versions):
+    assert run_json(capsys, "models", "history") == three_versions.audit()
+
+
+def test_history_before_any_switch_says_so(capsys):
+    code, out, _ = run(capsys, "models", "history")
+
+    assert code == 0
+    assert out.strip() == "production has never been switched"
+
+
+# -- commands named in messages exist -------------------------------------------------------
+
+
+def _config_error_text(tmp_path: Path) -> str:
+    (tmp_path / "credit_default.yaml").write_text("name: credit_default\ncolour: blue\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path / "credit_default.yaml")
+    return str(caught.value)
+
+
+def _registry(tmp_path: Path) -> ModelRegistry:
+    registry = ModelRegistry(tmp_path / "registry")
+    (tmp_path / "m.joblib").write_bytes(b"model")
+    registry.register(tmp_path / "m.joblib", {"run_id": "r1"}, {})
+    registry.set_production("v0001", expected=None, actor="r1", reason="first")
+    return registry
+
+
+def _unknown_version_text(tmp_path: Path) -> str:
+    with pytest.raises(RegistryError) as caught:
+        _registry(tmp_path).check_version_id("bad")
+    return str(caught.value)
+
+
+def _lost_race_text(tmp_path: Path) -> str:
+    with pytest.raises(RegistryError) as caught:
+        _registry(tmp_path).set_production("v0001", expected="v0002", actor="r2", reason="late")
+    return str(caught.value)
+
+
+MESSAGES = [
+    pytest.param(_config_error_text, id="config error -> config check"),
+    pytest.param(_unknown_version_text, id="bad version id -> models list"),
+    pytest.param(_lost_race_text, id="lost production race -> models history"),
+    pytest.param(lambda _: alerts.EVENTS["promoted"][2], id="promoted alert -> models rollback"),
+]
+
+
+@pytest.mark.parametrize("message", MESSAGES)
+def test_a_command_a_message_tells_the_user_to_run_exists(capsys, tmp_path: Path, message):
+    (command,) = re.findall(r"python -m include\.ml ([a-z]+(?: [a-z]+)?)", message(tmp_path))
+
+    with pytest.raises(SystemExit) as exited:
+        main([*command.split(), "--help"])
+
+    assert exited.value.code == 0, capsys.readouterr().err

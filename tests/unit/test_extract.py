@@ -1,0 +1,134 @@
+"""Reading a landing batch: a missing file is retryable, an unreadable one is bad input, and the
+fingerprint identifies the exact bytes read."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from include.ml.errors import BatchNotFoundError, BatchReadError, InputDataError
+from include.ml.extract import fingerprint, read_batch, sha256_file
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"id": [f"r{i}" for i in range(50)], "x": range(50), "level": ["a", "b"] * 25})
+
+
+def test_csv_batch_is_read_as_delivered(tmp_path: Path, frame: pd.DataFrame):
+    path = tmp_path / "2026-01-01.csv"
+    frame.to_csv(path, index=False)
+
+    read = read_batch(path)
+
+    assert read.shape == (50, 3)
+    assert read["x"].tolist() == list(range(50))
+
+
+def test_parquet_batch_is_read_by_its_suffix(tmp_path: Path, frame: pd.DataFrame):
+    path = tmp_path / "2026-01-01.parquet"
+    frame.to_parquet(path, index=False)
+
+    pd.testing.assert_frame_equal(read_batch(path), frame, check_dtype=False)
+
+
+def test_an_explicit_format_overrides_the_suffix(tmp_path: Path, frame: pd.DataFrame):
+    path = tmp_path / "2026-01-01.dat"
+    frame.to_parquet(path, index=False)
+
+    assert len(read_batch(path, "parquet")) == 50
+
+
+def test_a_missing_batch_says_where_it_was_expected_and_can_be_retried(tmp_path: Path):
+    path = tmp_path / "landing" / "2026-01-01.csv"
+
+    with pytest.raises(BatchNotFoundError) as caught:
+        read_batch(path)
+
+    assert f"batch file {path} does not exist" in str(caught.value)
+    assert "retried" in str(caught.value)
+    # late deliveries are retried by the DAG; only InputDataError fails without retries
+    assert not isinstance(caught.value, InputDataError)
+
+
+def test_a_folder_in_place_of_the_batch_is_a_missing_batch(tmp_path: Path):
+    with pytest.raises(BatchNotFoundError):
+        read_batch(tmp_path)
+
+
+def _parquet_bytes(frame: pd.DataFrame, tmp_path: Path) -> bytes:
+    frame.to_parquet(tmp_path / "whole.parquet", index=False)
+    return (tmp_path / "whole.parquet").read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("empty.csv", lambda _: b"", "cannot be read as csv"),
+        ("header_only.csv", lambda _: b"id,x,level\n", "has no data rows (columns: ['id', 'x', 'level'])"),
+        ("ragged.csv", lambda _: b"id,x\n1,2\n3,4,5,6\n", "cannot be read as csv"),
+        ("binary.csv", lambda _: b"\xff\xfe\xfa\x00" * 64, "cannot be read as csv"),
+        ("empty.parquet", lambda _: b"", "cannot be read as parquet"),
+        ("garbage.parquet", lambda _: b"this is not parquet" * 20, "cannot be read as parquet"),
+        ("truncated.parquet", lambda whole: whole[: len(whole) // 2], "cannot be read as parquet"),
+        ("no_footer.parquet", lambda whole: whole[:-8], "cannot be read as parquet"),
+    ],
+)
+def test_an_unreadable_batch_is_bad_input_that_names_the_file(
+    tmp_path: Path, frame: pd.DataFrame, name: str, content, expected: str
+):
+    path = tmp_path / name
+    path.write_bytes(content(_parquet_bytes(frame, tmp_path)))
+
+    with pytest.raises(BatchReadError) as caught:
+        read_batch(path)
+
+    message = str(caught.value)
+    assert str(path) in message
+    assert expected in message
+    assert "re-delivery" in message
+    assert isinstance(caught.value, InputDataError)  # retrying will not help
+    assert path.exists()  # kept for the upstream owner
+
+
+def test_header_only_parquet_is_bad_input(tmp_path: Path, frame: pd.DataFrame):
+    path = tmp_path / "header_only.parquet"
+    frame.head(0).to_parquet(path, index=False)
+
+    with pytest.raises(BatchReadError, match="has no data rows"):
+        read_batch(path)
+
+
+def test_fingeridentityrecords_the_sha256_size_and_shape_of_the_file(tmp_path: Path, frame: pd.DataFrame):
+    path = tmp_path / "2026-01-01.csv"
+    frame.to_csv(path, index=False)
+
+    identity = fingerprint(path, read_batch(path))
+
+    assert identity.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert identity.bytes == path.stat().st_size
+    assert (identity.rows, identity.columns) == (50, 3)
+    assert identity.to_dict() == {"path": str(path), "sha256": identity.sha256, "bytes": identity.bytes,
+                                "rows": 50, "columns": 3}
+
+
+def test_a_one_byte_change_changes_the_fingerprint(tmp_path: Path, frame: pd.DataFrame):
+    path = tmp_path / "batch.csv"
+    frame.to_csv(path, index=False)
+    before = sha256_file(path)
+
+    path.write_bytes(path.read_bytes().replace(b"r49", b"r48"))
+
+    assert sha256_file(path) != before
+
+
+def test_sha256_of_a_file_larger_than_one_chunk_matches_hashlib(tmp_path: Path):
+    path = tmp_path / "big.bin"
+    data = bytes(range(256)) * 5000  # 1.28 MB: more than the 1 MiB default chunk
+    path.write_bytes(data)
+
+    assert sha256_file(path) == hashlib.sha256(data).hexdigest()
+    assert sha256_file(path, chunk=1000) == hashlib.sha256(data).hexdigest()

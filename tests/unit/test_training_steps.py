@@ -1,0 +1,376 @@
+"""The DAG's steps run in a workspace folder: a first model is promoted, a drifted day is held, a
+failing gate rejects, bad input is quarantined, and a retried step does not repeat its effect."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+import sklearn
+
+from include.ml import paths, simulate, training
+from include.ml.config import Gates, PipelineConfig, load_config
+from include.ml.errors import ArtifactIntegrityError, BatchNotFoundError, BatchValidationError, InputDataError
+from include.ml.extract import sha256_file
+
+DAY1 = dt.date(2026, 1, 1)
+ROWS = 800
+
+
+def ds(offset: int) -> str:
+    return (DAY1 + dt.timedelta(days=offset)).isoformat()
+
+
+def run_id(day: str) -> str:
+    return f"scheduled__{day}T00:00:00+00:00"
+
+
+def read(workspace: Path, name: str) -> dict:
+    return json.loads((workspace / name).read_text())
+
+
+# -- credit_default over three days (shared, read-only) -------------------------------------
+
+
+def test_the_first_run_promotes_its_model_and_sets_the_pointer(in_credit_history):
+    first = in_credit_history.summaries[0]
+    registry = training.registry_for(in_credit_history.config)
+
+    assert first["branch"] == "promote"
+    assert (first["production_before"], first["production_after"]) == (None, "v0001")
+    assert first["drift_verdict"] == "no_reference"
+    assert first["reasons"] == ["quality gates passed; first model"]
+    assert registry.audit()[0]["to"] == "v0001"
+    assert registry.audit()[0]["actor"] == run_id(ds(0))
+
+
+def test_the_second_run_is_compared_with_production_on_the_same_holdout(in_credit_history):
+    second = in_credit_history.summaries[1]
+    workspace = Path(second["workspace"])
+    evaluation = read(workspace, "evaluation.json")
+
+    assert evaluation["champion_version"] == "v0001"
+    assert evaluation["champion"]["roc_auc"] == second["champion_score"]
+    assert evaluation["holdout_rows"] == round(ROWS * 0.3)
+    assert second["drift_verdict"] == "none"
+    assert second["branch"] == "promote"
+    assert second["production_after"] == "v0002"
+
+
+def test_a_drifted_day_is_held_and_production_stays(in_credit_history):
+    drifted = in_credit_history.summaries[2]
+    registry = training.registry_for(in_credit_history.config)
+
+    assert drifted["branch"] == "hold"
+    assert drifted["production_before"] == drifted["production_after"] == "v0002"
+    assert registry.production() == "v0002"
+    assert registry.metadata(drifted["version"])["decision"] == "held"
+    assert "channel" in drifted["drifted_features"]
+    assert drifted["reasons"][0].startswith("input drift against production v0002: channel (PSI")
+    assert [e["to"] for e in registry.audit()] == ["v0001", "v0002"]
+
+
+def test_the_drift_report_of_a_held_run_names_the_new_level(in_credit_history):
+    drift = read(Path(in_credit_history.summaries[2]["workspace"]), "drift.json")
+
+    assert drift["reference_version"] == "v0002"
+    assert drift["features"]["channel"]["unseen_levels"] == ["bnpl_partner"]
+
+
+def test_a_version_records_the_data_config_code_and_libraries_it_came_from(in_credit_history):
+    config = in_credit_history.config
+    meta = training.registry_for(config).metadata("v0001")
+
+    assert meta["run_id"] == run_id(ds(0))
+    assert meta["logical_date"] == ds(0)
+    assert meta["data"]["sha256"] == sha256_file(in_credit_history.landing[0])
+    assert meta["data"]["rows"] == ROWS
+    assert meta["config_hash"] == config.config_hash()
+    assert meta["config"]["model"]["estimator"] == "hist_gradient_boosting"
+    assert meta["seed"] == 42
+    assert [f["name"] for f in meta["features"]] == [f.name for f in config.features]
+    assert meta["libraries"]["scikit-learn"] == sklearn.__version__
+    assert meta["python"]
+    assert meta["training"]["train_rows"] + meta["training"]["holdout_rows"] == ROWS
+
+
+def test_a_version_records_the_git_commit_of_the_code(in_credit_history):
+    if not (paths.REPO_ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+    assert training.registry_for(in_credit_history.config).metadata("v0001")["code_version"] == head
+
+
+def test_registering_outside_a_git_checkout_and_without_a_library_records_unknowns(
+    credit_config, credit_landed, run_day, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)  # not a git repository
+    monkeypatch.setattr(training, "LIBRARIES", ("scikit-learn", "no-such-library"))
+
+    summary = run_day(credit_config, ds(0))
+
+    meta = training.registry_for(credit_config).metadata(summary["version"])
+    assert meta["code_version"] is None
+    assert meta["libraries"] == {"scikit-learn": sklearn.__version__, "no-such-library": None}
+
+
+def test_run_history_lists_every_run_oldest_first(in_credit_history):
+    history = training.run_history(in_credit_history.config)
+
+    assert [(h["logical_date"], h["branch"], h["version"]) for h in history] == [
+        (ds(0), "promote", "v0001"),
+        (ds(1), "promote", "v0002"),
+        (ds(2), "hold", "v0003"),
+    ]
+    assert history[0]["data_sha256"] == sha256_file(in_credit_history.landing[0])
+
+
+def test_the_landing_files_are_never_changed(in_credit_history):
+    for path, summary in zip(in_credit_history.landing, in_credit_history.summaries, strict=True):
+        assert sha256_file(path) == summary["data_sha256"]
+
+
+# -- single steps ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def credit_landed(credit_config: PipelineConfig) -> list[Path]:
+    return simulate.write_batches(credit_config, DAY1, 2, rows=ROWS)
+
+
+def test_extract_copies_the_batch_into_the_workspace_with_its_fingerprint(credit_config, credit_landed, ml_home):
+    workspace = paths.workspace_dir("credit_default", run_id(ds(0)))
+
+    result = training.extract(credit_config, workspace, ds(0))
+
+    assert workspace == ml_home / "runs/credit_default/scheduled__2026-01-01T00_00_00_00_00"
+    assert result == read(workspace, "extract.json")
+    assert result["sha256"] == sha256_file(credit_landed[0])
+    assert (result["ds"], result["rows"], result["path"]) == (ds(0), ROWS, str(credit_landed[0]))
+    assert len(pd.read_parquet(workspace / "batch.parquet")) == ROWS
+
+
+def test_extract_of_a_date_that_has_not_landed_is_retryable(credit_config, tmp_path):
+    with pytest.raises(BatchNotFoundError, match=r"2026-02-01\.csv does not exist"):
+        training.extract(credit_config, tmp_path / "ws", "2026-02-01")
+
+
+def test_extract_can_read_a_file_given_explicitly(credit_config, credit_landed, tmp_path):
+    result = training.extract(credit_config, tmp_path / "ws", "2030-01-01", source=credit_landed[1])
+
+    assert result["path"] == str(credit_landed[1])
+    assert result["ds"] == "2030-01-01"
+
+
+def test_a_bad_batch_is_quarantined_and_nothing_is_trained(credit_config, ml_home):
+    frame = simulate.credit_default(DAY1, ROWS, 7, False)
+    frame.loc[[5, 6], "age"] = 7
+    landing = credit_config.source.path_for(ds(0))
+    landing.parent.mkdir(parents=True)
+    frame.to_csv(landing, index=False)
+    workspace = paths.workspace_dir("credit_default", "run:1")
+    training.extract(credit_config, workspace, ds(0))
+
+    with pytest.raises(BatchValidationError) as caught:
+        training.validate(credit_config, workspace, run_id="run:1")
+
+    quarantined = ml_home / "quarantine/credit_default/2026-01-01__run_1"
+    assert caught.value.quarantined_to == str(quarantined)
+    assert isinstance(caught.value, InputDataError)
+    message = str(caught.value)
+    assert "column 'age': 2 values below minimum 18 (first rows: 5, 6" in message
+    assert f"The batch was copied to {quarantined}" in message
+    assert "production is unchanged" in message
+    assert (quarantined / landing.name).read_bytes() == landing.read_bytes()
+    reasons = json.loads((quarantined / "reasons.json").read_text())
+    assert (reasons["pipeline"], reasons["run_id"], reasons["ds"]) == ("credit_default", "run:1", ds(0))
+    assert reasons["sha256"] == sha256_file(landing)
+    assert reasons["failures"][0]["column"] == "age"
+    assert landing.exists()
+    assert not (workspace / "validated.parquet").exists()
+
+
+def test_validate_keeps_only_ids_features_and_target(credit_config, credit_landed, tmp_path):
+    frame = pd.read_csv(credit_landed[0]).assign(internal_note="x")
+    frame.to_csv(credit_landed[0], index=False)
+    workspace = tmp_path / "ws"
+    training.extract(credit_config, workspace, ds(0))
+
+    result = training.validate(credit_config, workspace)
+
+    assert result == {"rows": ROWS, "features": 15, "feature_origin": "config", "passed": True}
+    validated = pd.read_parquet(workspace / "validated.parquet")
+    assert list(validated.columns) == ["customer_id", *(f.name for f in credit_config.features), "default"]
+
+
+def test_a_gate_set_impossibly_high_rejects_and_production_stays(credit_config, credit_landed, run_day):
+    run_day(credit_config, ds(0))
+    impossible = credit_config.model_copy(update={"gates": Gates(min_score=0.999)})
+
+    summary = run_day(impossible, ds(1))
+
+    registry = training.registry_for(credit_config)
+    assert summary["branch"] == "reject"
+    assert summary["reasons"][0].startswith("roc_auc ")
+    assert "is not at least the minimum 0.999" in summary["reasons"][0]
+    assert summary["production_after"] == registry.production() == "v0001"
+    assert registry.metadata(summary["version"])["decision"] == "rejected"
+
+
+def test_a_config_file_with_an_impossible_gate_rejects_the_first_model(tmp_path, credit_landed):
+    text = (paths.PIPELINES_DIR / "credit_default.yaml").read_text().replace("min_score: 0.70", "min_score: 1.5")
+    (tmp_path / "credit_default.yaml").write_text(text)
+    config = load_config(tmp_path / "credit_default.yaml")
+    workspace = tmp_path / "ws"
+    training.extract(config, workspace, ds(0))
+    training.validate(config, workspace)
+    training.train(config, workspace)
+    training.evaluate(config, workspace)
+
+    decision = training.decide(config, workspace)
+    outcome = training.conclude(config, workspace, decision["branch"], "run-1", ds(0))
+
+    assert decision["branch"] == "reject"
+    assert outcome["production_after"] is None
+    assert training.registry_for(config).versions() == ["v0001"]
+
+
+def test_gates_beat_drift_a_failing_drifted_candidate_is_rejected(credit_config, run_day):
+    simulate.write_batches(credit_config, DAY1, 2, drift_from=DAY1 + dt.timedelta(days=1), rows=ROWS)
+    run_day(credit_config, ds(0))
+    impossible = credit_config.model_copy(update={"gates": Gates(min_score=0.999)})
+
+    summary = run_day(impossible, ds(1))
+
+    assert summary["drift_verdict"] == "drift"
+    assert summary["branch"] == "reject"
+
+
+def test_a_retried_conclude_and_report_do_not_repeat_their_effect(credit_config, credit_landed, run_day):
+    summary = run_day(credit_config, ds(0), run_id="run-1")
+    workspace = Path(summary["workspace"])
+
+    again = training.conclude(credit_config, workspace, "promote", "run-1", ds(0))
+    training.report(credit_config, workspace, "run-1", ds(0))
+
+    registry = training.registry_for(credit_config)
+    assert again["version"] == summary["version"] == "v0001"
+    assert registry.versions() == ["v0001"]
+    assert len(registry.audit()) == 1
+    assert [h["run_id"] for h in training.run_history(credit_config)] == ["run-1"]
+
+
+def test_a_rerun_of_a_run_replaces_its_history_entry(credit_config, credit_landed, run_day):
+    run_day(credit_config, ds(0), run_id="run-1")
+    run_day(credit_config, ds(1), run_id="run-2")
+    training.report(credit_config, paths.workspace_dir("credit_default", "run-1"), "run-1", ds(0))
+
+    assert [h["run_id"] for h in training.run_history(credit_config)] == ["run-2", "run-1"]
+
+
+def test_conclude_refuses_an_unknown_branch(credit_config, tmp_path):
+    with pytest.raises(ValueError, match="unknown branch 'retrain'"):
+        training.conclude(credit_config, tmp_path, "retrain", "run-1", ds(0))
+
+
+def test_a_tampered_production_model_stops_the_evaluation(credit_config, credit_landed, run_day, tmp_path):
+    run_day(credit_config, ds(0))
+    registry = training.registry_for(credit_config)
+    joblib.dump({"not": "the model"}, registry.versions_dir / "v0001" / "model.joblib")
+    workspace = tmp_path / "ws"
+    training.extract(credit_config, workspace, ds(1))
+    training.validate(credit_config, workspace)
+    training.train(credit_config, workspace)
+
+    with pytest.raises(ArtifactIntegrityError):
+        training.evaluate(credit_config, workspace)
+
+
+@pytest.fixture
+def age_dropped(credit_config, credit_landed, run_day) -> tuple[PipelineConfig, Path]:
+    """Production trained with 'age'; then 'age' is removed from the config and day 2 is trained."""
+    run_day(credit_config, ds(0))
+    without_age = credit_config.model_copy(update={"features": [f for f in credit_config.features if f.name != "age"]})
+    workspace = paths.workspace_dir("credit_default", "run-2")
+    training.extract(without_age, workspace, ds(1))
+    training.validate(without_age, workspace)
+    training.train(without_age, workspace)
+    return without_age, workspace
+
+
+def test_a_production_model_needing_a_dropped_feature_is_not_scored_and_says_why(age_dropped):
+    config, workspace = age_dropped
+
+    evaluation = training.evaluate(config, workspace)
+
+    assert evaluation["champion_version"] == "v0001"
+    assert evaluation["champion"] is None
+    assert evaluation["champion_note"] == "production model needs columns missing from this batch: ['age']"
+    assert evaluation["gates"]["delta"] is None
+
+
+def test_dropping_a_feature_from_the_config_does_not_break_the_drift_check(age_dropped):
+    config, workspace = age_dropped
+    training.evaluate(config, workspace)
+
+    decision = training.decide(config, workspace)
+
+    assert decision["branch"] in training.BRANCHES
+
+
+def test_run_history_is_empty_before_the_first_run(credit_config):
+    assert training.run_history(credit_config) == []
+
+
+# -- house_prices: features inferred once and kept in the registry --------------------------
+
+
+def test_house_prices_infers_its_features_once_and_reuses_them(house_config, run_day):
+    simulate.write_batches(house_config, DAY1, 2, rows=ROWS)
+
+    first = run_day(house_config, ds(0))
+    second = run_day(house_config, ds(1))
+
+    spec_path = house_config.registry_path / training.FEATURE_SPEC
+    spec = json.loads(spec_path.read_text())
+    assert len(spec) == 10
+    assert {f["name"] for f in spec} >= {"area_m2", "neighbourhood"}
+    assert read(Path(first["workspace"]), "validation.json")["feature_origin"] == "inferred"
+    assert read(Path(second["workspace"]), "validation.json")["feature_origin"] == "registry"
+    assert (first["branch"], second["branch"]) == ("promote", "promote")
+    assert first["score"] < house_config.gates.min_score  # rmse under its ceiling
+    assert training.registry_for(house_config).metadata("v0002")["features"] == spec
+
+
+def test_a_column_added_upstream_later_is_not_used_by_an_inferred_pipeline(house_config, house_frame):
+    first, _ = training.resolve_features(house_config, house_frame)
+    training.save_inferred_features(house_config, first)
+
+    features, origin = training.resolve_features(house_config, house_frame.assign(pool="yes"))
+
+    assert origin == "registry"
+    assert "pool" not in [f.name for f in features]
+
+
+def test_resolving_features_leaves_the_registry_alone(house_config, house_frame):
+    features, origin = training.resolve_features(house_config, house_frame)
+
+    assert origin == "inferred" and len(features) == 10
+    assert not (house_config.registry_path / training.FEATURE_SPEC).exists()
+
+
+def test_a_first_batch_that_fails_validation_does_not_fix_the_inferred_features(house_config, ml_home):
+    simulate.write_batches(house_config, DAY1, 1, rows=50)  # below min_rows 200
+    workspace = paths.workspace_dir("house_prices", "run-1")
+    training.extract(house_config, workspace, ds(0))
+    with pytest.raises(BatchValidationError, match="fewer than 200 rows"):
+        training.validate(house_config, workspace, run_id="run-1")
+
+    assert not (house_config.registry_path / training.FEATURE_SPEC).exists()
