@@ -65,7 +65,11 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=["ml", "training", config.task, *settings.tags],
-        doc_md=__doc__,
+        doc_md=f"{__doc__}\n#### This pipeline: `{config.name}`\n\n{config.description}\n\n"
+        f"{config.task} of `{config.target}` with `{config.model.estimator}`; primary metric `{config.metric}`, "
+        f"minimum {config.gates.min_score:g}, allowed regression against production "
+        f"{config.gates.max_regression:g}; PSI drift threshold {config.drift.psi_threshold:g}. "
+        f"Config: `include/pipelines/{config.name}.yaml`.",
         default_args={
             "owner": settings.owner,
             "retries": settings.retries,

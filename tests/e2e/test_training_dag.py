@@ -96,6 +96,35 @@ def test_first_run_promotes_then_gates_decide_then_drift_holds_with_production_u
     assert [h["logical_date"] for h in history] == ["2026-01-01", "2026-01-02", "2026-01-03"]
 
 
+def test_a_candidate_trained_on_scrambled_labels_is_rejected_and_production_stays(dags, ml_home, smtp_inbox):
+    import pandas as pd
+
+    config = get_pipeline("credit_default")
+    dag = dags[config.dag_id]
+    write_batches(config, START, 2, rows=1200)
+    run_dag(dag, START)
+    registry = registry_for(config)
+    pointer_before = registry.pointer_path.read_bytes()
+
+    # Day 2's labels arrive scrambled (a broken join upstream): same columns, no signal left.
+    landing = config.source.path_for("2026-01-02")
+    frame = pd.read_csv(landing)
+    frame[config.target] = frame[config.target].sample(frac=1.0, random_state=3).to_numpy()
+    frame.to_csv(landing, index=False)
+    smtp_inbox.clear()
+
+    dag_run, states = run_dag(dag, START + dt.timedelta(days=1))
+    assert str(dag_run.state) == "success"
+    assert states["reject"] == "success"
+    assert states["promote"] == states["hold"] == "skipped"
+    assert registry.pointer_path.read_bytes() == pointer_before
+    rejected = registry.metadata("v0002")
+    assert rejected["decision"] == "rejected"
+    assert rejected["metrics"]["roc_auc"] < config.gates.min_score
+    email = smtp_inbox.wait_for("REJECTED: v0002")
+    assert "is not at least the minimum 0.7" in body_of(email)
+
+
 def test_regression_pipeline_with_inferred_features_trains_and_promotes(dags, ml_home, smtp_inbox):
     config = get_pipeline("house_prices")
     write_batches(config, START, 1, rows=800)
