@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-from-lock
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint airflow lock clean
+.PHONY: install demo test lint airflow bench lock clean
 
 install: $(STAMP) ## virtual environment in .venv, installed from requirements.lock
 
@@ -32,6 +32,14 @@ airflow: install ## Airflow UI and scheduler on http://localhost:8080 with this 
 	bin/airflow db migrate >/dev/null
 	@echo "Login: user 'admin', password in .airflow/simple_auth_manager_passwords.json.generated"
 	bin/airflow standalone
+
+EVIDENTLY := benchmarks/.venv-evidently
+$(EVIDENTLY)/bin/python:
+	$(PYTHON) -m venv $(EVIDENTLY)
+	$(EVIDENTLY)/bin/pip install --quiet --disable-pip-version-check "evidently==0.7.23" "pandas<3" "pyarrow"
+
+bench: install $(EVIDENTLY)/bin/python ## drift and validation on 1M rows x 20 features, against Evidently
+	$(PY) benchmarks/drift_bench.py
 
 lock: ## re-resolve requirements.lock from requirements-dev.txt (needs the package index)
 	$(VENV)/bin/uv pip compile requirements-dev.txt --python-version 3.11 --generate-hashes --no-header -o requirements.lock

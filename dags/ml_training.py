@@ -68,7 +68,8 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         doc_md=f"{__doc__}\n#### This pipeline: `{config.name}`\n\n{config.description}\n\n"
         f"{config.task} of `{config.target}` with `{config.model.estimator}`; primary metric `{config.metric}`, "
         f"minimum {config.gates.min_score:g}, allowed regression against production "
-        f"{config.gates.max_regression:g}; PSI drift threshold {config.drift.psi_threshold:g}. "
+        f"{config.gates.max_regression:g}; drift gated by {config.drift.numeric_statistic} (numeric) and "
+        f"{config.drift.categorical_statistic} (categorical) above sampling noise. "
         f"Config: `include/pipelines/{config.name}.yaml`.",
         default_args={
             "owner": settings.owner,
@@ -100,7 +101,9 @@ def build_training_dag(config: PipelineConfig) -> DAG:
 
         @task.branch
         def drift_check(evaluation: dict) -> str:
-            return _run(steps.decide, config)["branch"]
+            decision = _run(steps.decide, config)
+            get_current_context()["ti"].xcom_push(key="drift", value=decision["drift"])
+            return decision["branch"]
 
         def conclude(branch: str):
             @task(task_id=branch, on_success_callback=outcome_email,

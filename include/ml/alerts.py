@@ -70,23 +70,13 @@ def _fmt(value: object) -> str:
     return f"{value:.4f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
 
 
-def _drift_rows(drift: dict) -> str:
-    features = drift.get("features") or {}
-    if not features:
+def _drift_section(drift: dict) -> str:
+    """The drift report's HTML table (features by severity), when the run compared with a reference."""
+    if not drift.get("features"):
         return ""
-    ordered = sorted(features.items(), key=lambda kv: -kv[1]["psi"])
-    body = "".join(
-        f"<tr><td>{html.escape(name)}</td><td>{stats['type']}</td><td align='right'>{stats['psi']:.3f}</td>"
-        f"<td>{'<b>drifted</b>' if stats.get('drifted') else ''}</td>"
-        f"<td>{html.escape(', '.join(stats.get('unseen_levels', [])))}</td></tr>"
-        for name, stats in ordered
-    )
-    return (
-        f"<h3>Drift by feature (PSI threshold {drift.get('psi_threshold')})</h3>"
-        "<table border='1' cellpadding='3' style='border-collapse:collapse'>"
-        "<tr><th>feature</th><th>type</th><th>PSI</th><th></th><th>new levels</th></tr>"
-        f"{body}</table>"
-    )
+    from include.ml.drift import DriftReport
+
+    return "<h3>Drift by feature</h3>" + DriftReport.from_dict(drift).to_html()
 
 
 def _wrap(event: str, headline: str, facts: list[tuple[str, object]], extra: str = "") -> str:
@@ -120,7 +110,7 @@ def outcome_email(outcome: dict, drift: dict | None = None, run_url: str | None 
     ]
     if run_url:
         facts.append(("Airflow run", run_url))
-    return Email(subject, _wrap(event, subject, facts, _drift_rows(drift or {})))
+    return Email(subject, _wrap(event, subject, facts, _drift_section(drift or {})))
 
 
 def task_failure_email(pipeline: str, dag_id: str, task_id: str, run_id: str, ds: str | None,

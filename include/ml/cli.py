@@ -82,47 +82,72 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from include.ml.errors import BatchValidationError
     from include.ml.extract import read_batch
-    from include.ml.training import resolve_features
-    from include.ml.validate import validate_frame
+    from include.ml.training import registry_for, resolve_features
+    from include.ml.validate import check_batch
 
     config = get_pipeline(args.pipeline)
-    frame = read_batch(Path(args.input))
+    frame = read_batch(Path(args.file))
     features, origin = resolve_features(config, frame)
+    registry = registry_for(config)
+    production = registry.production()
+    reference = registry.reference_profile(production) if production else None
     try:
-        clean = validate_frame(frame, config, features)
+        result = check_batch(frame, config, features, reference)
     except BatchValidationError as error:
         if args.json:
             print(json.dumps({"passed": False, "failures": error.failures}, indent=2, default=str))
         else:
             print(error, file=sys.stderr)
         return 1
-    data = {"passed": True, "rows": len(clean), "features": len(features), "feature_origin": origin}
-    _emit(args, data, f"{args.input}: passed ({len(clean)} rows, {len(features)} features from {origin})")
+    data = {"passed": True, "rows": len(result.frame), "features": len(features), "feature_origin": origin,
+            "reference_version": production, "warnings": result.warnings}
+    text = (f"{args.file}: passed ({len(result.frame)} rows, {len(features)} features from {origin}"
+            f"{', training ranges of ' + production if production else ''}); {len(result.warnings)} warning(s)"
+            + "".join(f"\n  - {w['message']}" for w in result.warnings))
+    _emit(args, data, text)
     return 0
 
 
+def _reference_profile(config, reference: str | None):
+    """A stored profile (a version id, default production) or one fitted on a reference file."""
+    from include.ml.drift import ReferenceProfile
+    from include.ml.registry import VERSION_PATTERN
+    from include.ml.training import registry_for, resolve_features
+
+    if reference and not VERSION_PATTERN.fullmatch(reference):
+        from include.ml.extract import read_batch
+
+        frame = read_batch(Path(reference))
+        features, _ = resolve_features(config, frame)
+        return ReferenceProfile(bins=config.drift.bins).fit(frame, features), reference
+    registry = registry_for(config)
+    version = reference or registry.production()
+    if version is None:
+        raise PipelineError(f"pipeline {config.name!r} has no production model yet; "
+                            "pass --reference VERSION or --reference FILE")
+    return ReferenceProfile.from_dict(registry.reference_profile(version)), version
+
+
 def cmd_drift(args: argparse.Namespace) -> int:
-    from include.ml.drift import ReferenceProfile, drift_report
+    from include.ml.drift import drift_report
     from include.ml.extract import read_batch
-    from include.ml.training import registry_for
 
     config = get_pipeline(args.pipeline)
-    registry = registry_for(config)
-    version = args.version or registry.production()
-    if version is None:
-        raise PipelineError(f"pipeline {config.name!r} has no production model yet; pass --version")
-    profile = ReferenceProfile.from_dict(registry.reference_profile(version))
-    frame = read_batch(Path(args.input))
+    profile, reference = _reference_profile(config, args.reference)
+    frame = read_batch(Path(args.current))
     if missing := profile.missing_features(frame):
-        raise PipelineError(f"{args.input} lacks feature column(s) {missing} that model {version} was trained on")
+        raise PipelineError(f"{args.current} lacks feature column(s) {missing} that the reference {reference} has")
     report = drift_report(profile, frame, config.drift)
-    report["reference_version"] = version
-    rows = [[name, s["type"], f"{s['psi']:.3f}", "drifted" if s["drifted"] else ""]
-            for name, s in sorted(report["features"].items(), key=lambda kv: -kv[1]["psi"])]
-    text = (f"drift verdict: {report['verdict']} (against {version}; {len(report['drifted_features'])} of "
-            f"{len(rows)} features at PSI >= {config.drift.psi_threshold})\n"
-            + _table(rows, ["feature", "type", "psi", ""]))
-    _emit(args, report, text)
+    report.reference_version = reference
+    rows = []
+    for name, stats in report.ordered_features():
+        gating = ", ".join(f"{g}={_fmt(stats['statistics'][g])}" for g in stats["gating"])
+        rows.append([name, stats["type"], stats["level"], gating])
+    text = (f"drift verdict: {report.verdict} (against {reference}; {len(report.drifted_features)} of "
+            f"{len(rows)} features drifted, {len(report.severe_features)} severely)\n"
+            + "".join(f"  {r}\n" for r in report.reasons)
+            + _table(rows, ["feature", "type", "level", "gating statistics"]))
+    _emit(args, report.to_dict(), text)
     return 0
 
 
@@ -276,12 +301,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("check", cmd_config_check, "load and validate pipeline configs", parent=config, pipeline=False)
     p.add_argument("--pipeline", action="append", help="only this pipeline (default: all)")
 
-    p = add("validate", cmd_validate, "validate a batch file against a pipeline's schema (exit 1 if it fails)")
-    p.add_argument("--input", required=True, help="CSV or Parquet file")
+    p = add("validate", cmd_validate, "validate a batch file against a pipeline's schema and the production "
+                                      "model's training data (exit 1 on errors; warnings are listed)")
+    p.add_argument("file", help="CSV or Parquet file")
 
-    p = add("drift", cmd_drift, "drift of a batch file against a model version's training data")
-    p.add_argument("--input", required=True, help="CSV or Parquet file")
-    p.add_argument("--version", help="reference model version (default: production)")
+    p = add("drift", cmd_drift, "drift of a batch file against a model version's training data or a file")
+    p.add_argument("--current", required=True, help="the batch: CSV or Parquet file")
+    p.add_argument("--reference", help="a model version (its stored profile) or a CSV/Parquet file "
+                                       "(default: the production version)")
 
     p = add("train", cmd_train, "train and evaluate a candidate from a file (nothing is registered)")
     p.add_argument("--input", required=True, help="CSV or Parquet file")

@@ -93,6 +93,13 @@ class ValidationRules(_Strict):
     min_rows: int = Field(default=100, ge=1)
     max_missing: float = Field(default=0.5, ge=0, le=1, description="default per-feature missing share")
     min_class_share: float = Field(default=0.01, ge=0, lt=0.5)
+    max_out_of_range_share: float = Field(
+        default=0.01, ge=0, le=1,
+        description="values outside a declared min/max or allowed list: a warning up to this share, an error above",
+    )
+    range_tolerance: float = Field(
+        default=0.1, ge=0, description="values beyond the training data's range by more than this share of it warn",
+    )
 
 
 class ModelConfig(_Strict):
@@ -109,12 +116,60 @@ class Gates(_Strict):
     )
 
 
+class Levels(_Strict):
+    """The two levels of a drift statistic: above ``drifted`` a feature drifted, above ``severe`` badly."""
+
+    drifted: float = Field(gt=0)
+    severe: float = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Levels:
+        if self.severe < self.drifted:
+            raise ValueError(f"severe ({self.severe}) must not be below drifted ({self.drifted})")
+        return self
+
+
+def _default_levels() -> dict[str, Levels]:
+    return {
+        "wasserstein": Levels(drifted=0.1, severe=0.5),
+        "psi": Levels(drifted=0.1, severe=0.25),
+        "jensen_shannon": Levels(drifted=0.1, severe=0.25),
+        "ks": Levels(drifted=0.1, severe=0.3),
+        "unseen_share": Levels(drifted=0.02, severe=0.1),
+        "missing_rate_change": Levels(drifted=0.1, severe=0.3),
+    }
+
+
+DRIFT_STATISTICS = tuple(_default_levels())
+
+
 class DriftConfig(_Strict):
-    psi_threshold: float = Field(default=0.2, gt=0)
+    """How a batch is judged against the production model's training data.
+
+    A feature drifts when its gating statistic is above both the configured level and what
+    sampling noise alone gives at these batch and reference sizes.
+    """
+
+    numeric_statistic: Literal["wasserstein", "psi", "jensen_shannon", "ks"] = "wasserstein"
+    categorical_statistic: Literal["jensen_shannon", "psi"] = "jensen_shannon"
+    thresholds: dict[str, Levels] = Field(default_factory=_default_levels)
     bins: int = Field(default=10, ge=2, le=100)
-    drift_share: float = Field(
-        default=0.0, ge=0, le=1, description="dataset drifts when more than this share of features drift"
-    )
+    min_batch_rows: int = Field(default=200, ge=1, description="below this, the verdict is insufficient_data")
+    drift_share: float = Field(default=0.5, gt=0, le=1, description="dataset drifts when this share of features drift")
+    critical_features: list[str] = Field(default_factory=list, description="any of these drifting means drift")
+
+    @field_validator("thresholds", mode="before")
+    @classmethod
+    def _merge_defaults(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(set(value) - set(DRIFT_STATISTICS))
+        if unknown:
+            raise ValueError(f"unknown drift statistic(s) {unknown}; known: {list(DRIFT_STATISTICS)}")
+        return {**_default_levels(), **value}
+
+    def levels(self, statistic: str) -> Levels:
+        return self.thresholds[statistic]
 
 
 class AlertConfig(_Strict):
@@ -179,6 +234,9 @@ class PipelineConfig(_Strict):
             clash = {self.target, *self.id_columns} & set(names)
             if clash:
                 raise ValueError(f"columns {sorted(clash)} are declared both as features and as target/id")
+            unknown = sorted(set(self.drift.critical_features) - set(names))
+            if unknown:
+                raise ValueError(f"drift.critical_features {unknown} are not declared features")
         return self
 
     @property

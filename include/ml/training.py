@@ -83,13 +83,16 @@ def validate(config: PipelineConfig, workspace: Path, run_id: str = "manual", sa
     the first batch that passes are saved to the registry when ``save_features``."""
     import pandas as pd
 
-    from include.ml.validate import quarantine, validate_frame
+    from include.ml.validate import check_batch, quarantine
 
     extracted = _read(workspace, "extract.json")
     frame = pd.read_parquet(workspace / "batch.parquet")
     features, origin = resolve_features(config, frame)
+    registry = registry_for(config)
+    production = registry.production()
+    reference = registry.reference_profile(production) if production else None
     try:
-        clean = validate_frame(frame, config, features)
+        result = check_batch(frame, config, features, reference)
     except BatchValidationError as error:
         source = Path(extracted["path"])
         target = paths.quarantine_dir(config.name) / f"{extracted['ds']}__{paths.safe_name(run_id)}"
@@ -101,12 +104,16 @@ def validate(config: PipelineConfig, workspace: Path, run_id: str = "manual", sa
         raise
     if origin == "inferred" and save_features:
         save_inferred_features(config, features)
+    clean = result.frame
     columns = [*config.id_columns, *(f.name for f in features), config.target]
     clean[[c for c in columns if c in clean.columns]].to_parquet(workspace / "validated.parquet", index=False)
     _write(workspace, "features.json", {"origin": origin, "features": [f.model_dump() for f in features]})
-    return _write(workspace, "validation.json", {
+    _write(workspace, "validation.json", {
         "rows": len(clean), "features": len(features), "feature_origin": origin, "passed": True,
+        "reference_version": production, "warnings": result.warnings,
     })
+    return {"rows": len(clean), "features": len(features), "feature_origin": origin, "passed": True,
+            "warnings": len(result.warnings), "warning_messages": [w["message"] for w in result.warnings[:5]]}
 
 
 def train(config: PipelineConfig, workspace: Path) -> dict:
@@ -169,7 +176,8 @@ def evaluate(config: PipelineConfig, workspace: Path) -> dict:
 
 def decide(config: PipelineConfig, workspace: Path) -> dict:
     """Drift check against the production model's reference profile, then the branch to take:
-    ``reject`` when a quality gate fails, ``hold`` when the data drifted, else ``promote``."""
+    ``reject`` when a quality gate fails, ``hold`` when the data drifted (or is too small to tell),
+    else ``promote``. Writes ``drift.json`` (every feature's numbers) and ``decision.json``."""
     import pandas as pd
 
     from include.ml.drift import ReferenceProfile, drift_report
@@ -178,25 +186,27 @@ def decide(config: PipelineConfig, workspace: Path) -> dict:
     registry = registry_for(config)
     production = registry.production()
     if production is None:
-        report = {"verdict": "no_reference", "drifted_features": [], "features": {},
-                  "note": "no production model yet: nothing to compare with"}
+        drift = {"verdict": "no_reference", "reasons": ["no production model yet: nothing to compare with"],
+                 "drifted_features": [], "severe_features": [], "worst": []}
+        _write(workspace, "drift.json", drift)
     else:
         profile = ReferenceProfile.from_dict(registry.reference_profile(production))
-        frame = pd.read_parquet(workspace / "validated.parquet")
-        report = drift_report(profile, frame, config.drift)
-        report["reference_version"] = production
-    _write(workspace, "drift.json", report)
+        report = drift_report(profile, pd.read_parquet(workspace / "validated.parquet"), config.drift)
+        report.reference_version = production
+        _write(workspace, "drift.json", report.to_dict())
+        drift = report.summary()
 
     if not evaluation["gates"]["passed"]:
         branch, reasons = "reject", evaluation["gates"]["reasons"]
-    elif report["verdict"] == "drift":
-        top = ", ".join(f"{n} (PSI {report['features'][n]['psi']:.2f})" for n in report["drifted_features"][:5])
-        branch, reasons = "hold", [f"input drift against production {production}: {top}"]
+    elif drift["verdict"] in ("drift", "insufficient_data"):
+        branch, reasons = "hold", [f"input drift against production {production}: " + "; ".join(drift["reasons"])]
     else:
         branch, reasons = "promote", ["quality gates passed" + ("" if production else "; first model")]
+        if drift["verdict"] == "warn":
+            reasons.append("drift warning: " + "; ".join(drift["reasons"]))
     return _write(workspace, "decision.json", {
-        "branch": branch, "reasons": reasons, "drift_verdict": report["verdict"],
-        "drifted_features": report["drifted_features"], "production_before": production,
+        "branch": branch, "reasons": reasons, "drift_verdict": drift["verdict"],
+        "drifted_features": drift["drifted_features"], "drift": drift, "production_before": production,
         "score": evaluation["score"], "champion_score": evaluation["champion_score"], "metric": config.metric,
     })
 
