@@ -395,7 +395,8 @@ class DriftReport:
             f"{self.reference_rows} rows. Gating: numeric by {settings['numeric_statistic']}, categorical by "
             f"{settings['categorical_statistic']}, both by missing-rate change; a feature counts only above its "
             f"level and above sampling noise. Dataset drifts at a drifted share of {settings['drift_share']:g}, "
-            f"any severe feature, or any critical feature ({', '.join(settings['critical_features']) or 'none'})."
+            f"any severe feature, or any critical feature "
+            f"({html.escape(', '.join(settings['critical_features'])) or 'none'})."
         )
         return (f"<p>{caption}</p><table border='1' cellpadding='3' style='border-collapse:collapse'>"
                 f"{header}{''.join(rows)}</table>")
@@ -428,13 +429,19 @@ def drift_report(profile: ReferenceProfile, frame: pd.DataFrame, settings: Drift
     with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1) or 1) as pool:
         features = dict(zip(names, pool.map(one_feature, names), strict=True))
 
-    drifted = [n for n, s in features.items() if s["level"] in ("drifted", "severe")]
-    severe = [n for n, s in features.items() if s["level"] == "severe"]
+    report = DriftReport(
+        verdict="none", reasons=[], batch_rows=len(frame), reference_rows=profile.rows_, features=features,
+        drifted_features=[], severe_features=[], drifted_share=0.0,
+        missing_features=profile.missing_features(frame), settings=settings.model_dump(mode="json"),
+    )
+    worst_first = [name for name, _ in report.ordered_features()]
+    drifted = [n for n in worst_first if features[n]["level"] in ("drifted", "severe")]
+    severe = [n for n in drifted if features[n]["level"] == "severe"]
     critical = [n for n in drifted if n in settings.critical_features]
     share = len(drifted) / len(features) if features else 0.0
-    reasons: list[str] = []
+    reasons = report.reasons
     if len(frame) < min_rows:
-        verdict = "insufficient_data"
+        report.verdict = "insufficient_data"
         reasons.append(f"batch has {len(frame)} rows, fewer than drift.min_batch_rows {min_rows}")
     else:
         if share >= settings.drift_share and drifted:
@@ -444,14 +451,8 @@ def drift_report(profile: ReferenceProfile, frame: pd.DataFrame, settings: Drift
             reasons.append(f"severe drift in {', '.join(severe)}")
         if critical:
             reasons.append(f"critical feature(s) drifted: {', '.join(critical)}")
-        verdict = "drift" if reasons else ("warn" if drifted else "none")
-        if verdict == "warn":
+        report.verdict = "drift" if reasons else ("warn" if drifted else "none")
+        if report.verdict == "warn":
             reasons.append(f"{len(drifted)} feature(s) drifted, below the dataset rule: {', '.join(drifted)}")
-    report = DriftReport(
-        verdict=verdict, reasons=reasons, batch_rows=len(frame), reference_rows=profile.rows_,
-        features=features, drifted_features=drifted, severe_features=severe, drifted_share=share,
-        missing_features=profile.missing_features(frame), settings=settings.model_dump(mode="json"),
-    )
-    report.drifted_features = [n for n, _ in report.ordered_features() if n in drifted]
-    report.severe_features = [n for n in report.drifted_features if n in severe]
+    report.drifted_features, report.severe_features, report.drifted_share = drifted, severe, share
     return report

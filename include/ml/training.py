@@ -185,20 +185,30 @@ def decide(config: PipelineConfig, workspace: Path) -> dict:
     evaluation = _read(workspace, "evaluation.json")
     registry = registry_for(config)
     production = registry.production()
+    from include.ml.errors import PipelineError
+
+    def no_reference(reason: str) -> dict:
+        return {"verdict": "no_reference", "reasons": [reason], "drifted_features": [], "severe_features": [],
+                "worst": []}
+
     if production is None:
-        drift = {"verdict": "no_reference", "reasons": ["no production model yet: nothing to compare with"],
-                 "drifted_features": [], "severe_features": [], "worst": []}
-        _write(workspace, "drift.json", drift)
+        drift = no_reference("no production model yet: nothing to compare with")
     else:
-        profile = ReferenceProfile.from_dict(registry.reference_profile(production))
-        report = drift_report(profile, pd.read_parquet(workspace / "validated.parquet"), config.drift)
-        report.reference_version = production
-        _write(workspace, "drift.json", report.to_dict())
-        drift = report.summary()
+        try:
+            profile = ReferenceProfile.from_dict(registry.reference_profile(production))
+        except PipelineError as error:  # a profile from an older release: hold, a person decides
+            drift = no_reference(f"cannot compare with production {production}: {error}")
+        else:
+            report = drift_report(profile, pd.read_parquet(workspace / "validated.parquet"), config.drift)
+            report.reference_version = production
+            _write(workspace, "drift.json", report.to_dict())
+            drift = report.summary()
+    if drift["verdict"] == "no_reference":
+        _write(workspace, "drift.json", drift)
 
     if not evaluation["gates"]["passed"]:
         branch, reasons = "reject", evaluation["gates"]["reasons"]
-    elif drift["verdict"] in ("drift", "insufficient_data"):
+    elif drift["verdict"] in ("drift", "insufficient_data") or (production and drift["verdict"] == "no_reference"):
         branch, reasons = "hold", [f"input drift against production {production}: " + "; ".join(drift["reasons"])]
     else:
         branch, reasons = "promote", ["quality gates passed" + ("" if production else "; first model")]

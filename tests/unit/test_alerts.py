@@ -3,11 +3,15 @@ where the runbook is, with anything that came from data or errors escaped."""
 
 from __future__ import annotations
 
+import json
 import re
 
+import pandas as pd
 import pytest
 
 from include.ml import alerts
+from include.ml.config import DriftConfig, FeatureSpec
+from include.ml.drift import ReferenceProfile, drift_report
 
 
 def outcome(branch: str, **changes) -> dict:
@@ -21,14 +25,29 @@ def outcome(branch: str, **changes) -> dict:
     return {**base, **changes}
 
 
-DRIFT = {
-    "psi_threshold": 0.2,
-    "features": {
-        "income": {"type": "numeric", "psi": 0.31, "drifted": True},
-        "channel": {"type": "categorical", "psi": 3.0, "drifted": True, "unseen_levels": ["bnpl_partner"]},
-        "age": {"type": "numeric", "psi": 0.01, "drifted": False},
-    },
-}
+def drift_of(batch: dict, reference: dict) -> dict:
+    """drift.json of a batch against a reference: a real DriftReport, as a dict."""
+    features = [FeatureSpec(name=n, type="categorical" if isinstance(v[0], str) else "numeric")
+                for n, v in reference.items()]
+    profile = ReferenceProfile().fit(pd.DataFrame(reference), features)
+    report = drift_report(profile, pd.DataFrame(batch), DriftConfig(critical_features=["income"]))
+    report.reference_version = "v0002"
+    return json.loads(json.dumps(report.to_dict()))
+
+
+def spread(n: int, shift: float = 0.0) -> list[float]:
+    return [shift + (i - n / 2) / (n / 4) for i in range(n)]  # uniform on [-2, 2), std about 1.15
+
+
+@pytest.fixture(scope="module")
+def drift() -> dict:
+    """income drifted (0.43 std), channel severe (a new level), age unchanged."""
+    n = 1000
+    return drift_of(
+        batch={"income": spread(n, 0.5), "channel": ["online", "branch"] * 300 + ["bnpl_partner"] * 400,
+               "age": spread(n)},
+        reference={"income": spread(n), "channel": ["online", "branch"] * 500, "age": spread(n)},
+    )
 
 
 @pytest.mark.parametrize(
@@ -81,29 +100,37 @@ def test_text_from_data_and_errors_is_escaped():
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in body
 
 
-def test_a_held_email_shows_the_drift_table_worst_feature_first():
-    body = alerts.outcome_email(outcome("hold"), drift=DRIFT).html
+ROW = re.compile(r"<tr style='background:[^']*'><td>(.*?)</td><td>(\w+)</td><td><b>(\w+)</b></td>"
+                 r"(?:<td align='right'>[\d.]*</td>){6}<td>(.*?)</td><td>(.*?)</td></tr>")
 
-    assert "<h3>Drift by feature (PSI threshold 0.2)</h3>" in body
-    rows = re.findall(r"<tr><td>(\w+)</td><td>(\w+)</td><td align='right'>([\d.]+)</td><td>(.*?)</td>"
-                      r"<td>(.*?)</td></tr>", body)
+
+def test_a_held_email_shows_the_drift_table_severe_feature_first(drift):
+    body = alerts.outcome_email(outcome("hold"), drift=drift).html
+
+    assert "<h3>Drift by feature</h3><p>Drift verdict <b>drift</b>: 2 of 3 features drifted (1 severely)" in body
+    rows = [(name, kind, level, new_levels) for name, kind, level, new_levels, _ in ROW.findall(body)]
     assert rows == [
-        ("channel", "categorical", "3.000", "<b>drifted</b>", "bnpl_partner"),
-        ("income", "numeric", "0.310", "<b>drifted</b>", ""),
-        ("age", "numeric", "0.010", "", ""),
+        ("channel", "categorical", "severe", "bnpl_partner"),
+        ("income", "numeric", "drifted", ""),
+        ("age", "numeric", "none", ""),
     ]
+    assert ROW.findall(body)[1][4].startswith("wasserstein 0.433 &gt; ")  # why income drifted (escaped)
 
 
-def test_feature_names_in_the_drift_table_are_escaped():
-    drift = {"psi_threshold": 0.2, "features": {"<b>x</b>": {"type": "numeric", "psi": 1.0, "drifted": True}}}
+def test_feature_names_and_levels_in_the_drift_table_are_escaped():
+    n = 600
+    drift = drift_of(batch={"<b>x</b>": ["<i>new</i>"] * n}, reference={"<b>x</b>": ["a", "b"] * (n // 2)})
 
     body = alerts.outcome_email(outcome("hold"), drift=drift).html
 
     assert "<td>&lt;b&gt;x&lt;/b&gt;</td>" in body
+    assert "<td>&lt;i&gt;new&lt;/i&gt;</td>" in body
+    assert "<b>x</b>" not in body and "<i>new</i>" not in body
 
 
 def test_no_drift_table_without_a_reference():
-    no_reference = {"verdict": "no_reference", "features": {}}
+    no_reference = {"verdict": "no_reference", "reasons": ["no production model yet: nothing to compare with"],
+                    "drifted_features": [], "severe_features": [], "worst": []}
 
     assert "Drift by feature" not in alerts.outcome_email(outcome("promote"), drift=no_reference).html
     assert "Drift by feature" not in alerts.outcome_email(outcome("promote")).html

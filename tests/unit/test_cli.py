@@ -14,6 +14,7 @@ import pytest
 from include.ml import alerts, simulate, training
 from include.ml.cli import main
 from include.ml.config import ConfigError, load_config
+from include.ml.drift import DriftReport
 from include.ml.errors import RegistryError
 from include.ml.registry import ModelRegistry
 
@@ -56,8 +57,20 @@ def credit_batch(credit_config) -> Path:
 
 @pytest.fixture
 def broken_batch(tmp_path: Path, credit_frame: pd.DataFrame) -> Path:
-    credit_frame.loc[[3, 4], "utilization"] = 1.7
+    """20 utilization values above the maximum (2.5% of rows: an error) and one unknown home_ownership (a warning)."""
+    credit_frame.loc[3:22, "utilization"] = 1.7
+    credit_frame.loc[30, "home_ownership"] = "castle"
     path = tmp_path / "broken.csv"
+    credit_frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def odd_batch(tmp_path: Path, credit_frame: pd.DataFrame) -> Path:
+    """A batch that passes with warnings: two ages above the maximum and an income far beyond any seen."""
+    credit_frame.loc[[5, 6], "age"] = 121.0
+    credit_frame.loc[9, "income"] = 9_000_000.0
+    path = tmp_path / "odd.csv"
     credit_frame.to_csv(path, index=False)
     return path
 
@@ -176,52 +189,87 @@ def test_config_check_of_a_broken_config_exits_1_saying_where(capsys, tmp_path: 
 
 
 def test_validate_passes_a_good_batch(capsys, credit_batch: Path):
-    code, out, _ = run(capsys, "validate", "--input", str(credit_batch))
+    code, out, _ = run(capsys, "validate", str(credit_batch))
 
     assert code == 0
-    assert out.strip() == f"{credit_batch}: passed (800 rows, 15 features from config)"
+    assert out.strip() == f"{credit_batch}: passed (800 rows, 15 features from config); 0 warning(s)"
 
 
 def test_validate_json_of_a_good_batch(capsys, credit_batch: Path):
-    assert run_json(capsys, "validate", "--input", str(credit_batch)) == {
-        "passed": True, "rows": 800, "features": 15, "feature_origin": "config"}
+    assert run_json(capsys, "validate", str(credit_batch)) == {
+        "passed": True, "rows": 800, "features": 15, "feature_origin": "config", "reference_version": None,
+        "warnings": []}
+
+
+def test_validate_passes_a_batch_with_a_few_odd_values_and_lists_the_warnings(capsys, odd_batch: Path):
+    code, out, err = run(capsys, "validate", str(odd_batch))
+
+    assert code == 0, err
+    assert out.splitlines() == [
+        f"{odd_batch}: passed (800 rows, 15 features from config); 1 warning(s)",
+        "  - column 'age': 2 values above maximum 120 (first rows: 5, 6; values: 121.0, 121.0) "
+        "[0.25% of rows; the limit is 1.00%]",
+    ]
+
+
+def test_validate_checks_against_the_production_model_training_data(capsys, in_credit_history, odd_batch: Path):
+    data = run_json(capsys, "validate", str(odd_batch))
+    _, out, _ = run(capsys, "validate", str(odd_batch))
+
+    assert data["reference_version"] == "v0002"
+    warned = {(w["column"], w["rule"].split(" (")[0]) for w in data["warnings"]}
+    assert {("age", "above maximum 120"), ("income", "above the training range")} <= warned
+    assert all(w["severity"] == "warning" for w in data["warnings"])
+    assert out.startswith(f"{odd_batch}: passed (800 rows, 15 features from config, training ranges of v0002); ")
+    assert "\n  - column 'income': 1 values above the training range (max " in out
 
 
 def test_validate_fails_a_bad_batch_with_exit_1_and_the_reasons_on_stderr(capsys, broken_batch: Path):
-    code, out, err = run(capsys, "validate", "--input", str(broken_batch))
+    code, out, err = run(capsys, "validate", str(broken_batch))
 
     assert code == 1
     assert out == ""
-    assert "column 'utilization': 2 values above maximum 1 (first rows: 3, 4" in err
+    assert "(1 problem(s))" in err
+    assert "column 'utilization': 20 values above maximum 1 (first rows: 3, 4, 5, 6, 7" in err
+    assert "warnings:\n  - column 'home_ownership': 1 values not among allowed levels" in err
 
 
-def test_validate_json_of_a_bad_batch_lists_the_failures(capsys, broken_batch: Path):
-    code, out, _ = run(capsys, "validate", "--input", str(broken_batch), "--json")
+def test_validate_json_of_a_bad_batch_lists_the_errors_then_the_warnings(capsys, broken_batch: Path):
+    code, out, _ = run(capsys, "validate", str(broken_batch), "--json")
 
     assert code == 1
     data = json.loads(out)
     assert data["passed"] is False
-    assert [(f["column"], f["rows"]) for f in data["failures"]] == [("utilization", [3, 4])]
+    assert [(f["column"], f["severity"], f["rows"][:2]) for f in data["failures"]] == [
+        ("utilization", "error", [3, 4]), ("home_ownership", "warning", [30])]
 
 
 def test_validate_does_not_quarantine_or_touch_the_registry(capsys, broken_batch: Path, ml_home: Path):
-    run(capsys, "validate", "--input", str(broken_batch))
+    run(capsys, "validate", str(broken_batch))
 
     assert not (ml_home / "quarantine").exists()
     assert not (ml_home / "registry").exists()
 
 
 def test_validate_of_a_missing_file_exits_1(capsys, tmp_path: Path):
-    code, _, err = run(capsys, "validate", "--input", str(tmp_path / "nope.csv"))
+    code, _, err = run(capsys, "validate", str(tmp_path / "nope.csv"))
 
     assert code == 1
     assert f"batch file {tmp_path / 'nope.csv'} does not exist" in err
 
 
+def test_validate_takes_the_file_as_an_argument_not_input(capsys, credit_batch: Path):
+    with pytest.raises(SystemExit) as exited:
+        main(["validate", "--input", str(credit_batch)])
+
+    assert exited.value.code == 2
+    assert "--input" in capsys.readouterr().err
+
+
 def test_validate_of_an_inferred_pipeline_does_not_save_a_feature_spec(capsys, house_config):
     (batch,) = simulate.write_batches(house_config, DAY1, 1, rows=300)
 
-    code, out, _ = run(capsys, "validate", "--pipeline", "house_prices", "--input", str(batch))
+    code, out, _ = run(capsys, "validate", "--pipeline", "house_prices", str(batch))
 
     assert code == 0
     assert "10 features from inferred" in out
@@ -282,46 +330,133 @@ def test_train_of_an_inferred_pipeline_leaves_the_registry_untouched(capsys, hou
 
 
 def test_drift_of_a_drifted_batch_against_production(capsys, in_credit_history):
-    code, out, _ = run(capsys, "drift", "--input", str(in_credit_history.landing[2]))
+    report = run_json(capsys, "drift", "--current", str(in_credit_history.landing[2]))
+    code, out, _ = run(capsys, "drift", "--current", str(in_credit_history.landing[2]))
 
     assert code == 0
+    drifted, severe, reasons = report["drifted_features"], report["severe_features"], report["reasons"]
     lines = out.splitlines()
-    assert lines[0].startswith("drift verdict: drift (against v0002;")
-    assert lines[0].endswith("of 15 features at PSI >= 0.2)")
-    assert lines[1].split() == ["feature", "type", "psi"]
-    assert lines[2].split()[:2] == ["channel", "categorical"] and lines[2].endswith("drifted")
+    assert lines[0] == (f"drift verdict: drift (against v0002; {len(drifted)} of 15 features drifted, "
+                        f"{len(severe)} severely)")
+    assert lines[1:1 + len(reasons)] == [f"  {r}" for r in reasons]
+    critical = next(line for line in lines if line.startswith("  critical feature(s) drifted: "))
+    assert set(critical.split(": ", 1)[1].split(", ")) == {"income", "utilization"}
+    header, *rows = lines[1 + len(reasons):]
+    assert header.split() == ["feature", "type", "level", "gating", "statistics"]
+    assert rows[0].split()[:3] == ["channel", "categorical", "severe"]
+    assert [g.split("=")[0] for g in rows[0].split(None, 3)[3].split(", ")] == [
+        "jensen_shannon", "unseen_share", "missing_rate_change"]
+    assert [r.split()[0] for r in rows[:len(drifted)]] == drifted  # worst first
+    levels = [r.split()[2] for r in rows]
+    assert levels == sorted(levels, key=["severe", "drifted", "none", "insufficient_data"].index)
+    assert levels.count("severe") == len(severe)
 
 
-def test_drift_json_against_a_chosen_version(capsys, in_credit_history):
-    report = run_json(capsys, "drift", "--input", str(in_credit_history.landing[1]), "--version", "v0001")
+def test_drift_json_is_the_full_report_against_a_chosen_version(capsys, in_credit_history):
+    data = run_json(capsys, "drift", "--current", str(in_credit_history.landing[1]), "--reference", "v0001")
 
-    assert report["reference_version"] == "v0001"
-    assert report["verdict"] == "none"
-    assert set(report["features"]) == {f.name for f in in_credit_history.config.features}
+    report = DriftReport.from_dict(data)
+    assert report.reference_version == "v0001"
+    assert report.verdict == "none"
+    assert set(report.features) == {f.name for f in in_credit_history.config.features}
+    assert report.settings["critical_features"] == ["income", "utilization"]
 
 
-def test_drift_without_a_production_model_exits_1(capsys, credit_batch: Path):
-    code, _, err = run(capsys, "drift", "--input", str(credit_batch))
+def test_drift_against_a_reference_file_profiles_it_on_the_fly(capsys, in_credit_history):
+    first, second, drifted = (str(p) for p in in_credit_history.landing)
+
+    same = run_json(capsys, "drift", "--current", second, "--reference", first)
+    changed = run_json(capsys, "drift", "--current", drifted, "--reference", first)
+
+    assert (same["verdict"], same["reference_version"], same["reference_rows"]) == ("none", first, 800)
+    assert changed["verdict"] == "drift"
+    assert changed["drifted_features"][0] == "channel"
+
+
+def test_drift_against_a_file_needs_no_registry(capsys, credit_config):
+    landed = simulate.write_batches(credit_config, DAY1, 2, rows=800)
+
+    code, out, _ = run(capsys, "drift", "--current", str(landed[1]), "--reference", str(landed[0]))
+
+    assert code == 0
+    assert out.startswith(f"drift verdict: none (against {landed[0]}; 0 of 15 features drifted, 0 severely)")
+    assert not credit_config.registry_path.exists()
+
+
+def test_drift_without_a_production_model_exits_1_saying_what_to_pass(capsys, credit_batch: Path):
+    code, _, err = run(capsys, "drift", "--current", str(credit_batch))
 
     assert code == 1
-    assert "has no production model yet; pass --version" in err
+    assert "has no production model yet; pass --reference VERSION or --reference FILE" in err
 
 
-def test_drift_against_an_unknown_version_exits_1(capsys, in_credit_history):
-    code, _, err = run(capsys, "drift", "--input", str(in_credit_history.landing[0]), "--version", "../v0001")
+@pytest.mark.parametrize(("reference", "expected"), [("v0009", "version v0009 does not exist"),
+                                                      ("nowhere.csv", "batch file nowhere.csv does not exist")])
+def test_drift_against_an_unknown_version_or_file_exits_1(capsys, in_credit_history, reference: str, expected: str):
+    code, _, err = run(capsys, "drift", "--current", str(in_credit_history.landing[0]), "--reference", reference)
 
     assert code == 1
-    assert "is not a version id" in err
+    assert expected in err
+
+
+def test_drift_against_a_profile_of_the_old_format_exits_1_saying_so(capsys, credit_config, credit_batch, tmp_path):
+    registry = training.registry_for(credit_config)
+    (tmp_path / "m.joblib").write_bytes(b"model")
+    registry.register(tmp_path / "m.joblib", {"run_id": "old"}, {"bins": 10, "rows": 1, "numeric": {},
+                                                                  "categorical": {}})
+    registry.set_production("v0001", expected=None, actor="old", reason="before the upgrade")
+
+    code, out, err = run(capsys, "drift", "--current", str(credit_batch))
+
+    assert (code, out) == (1, "")
+    assert "error: reference profile format 1 is not the supported 2" in err
 
 
 def test_drift_of_a_batch_missing_a_feature_exits_1_naming_it(capsys, in_credit_history, tmp_path: Path):
     path = tmp_path / "no_income.csv"
     pd.read_csv(in_credit_history.landing[2]).drop(columns=["income"]).to_csv(path, index=False)
 
-    code, _, err = run(capsys, "drift", "--input", str(path))
+    code, _, err = run(capsys, "drift", "--current", str(path))
 
     assert code == 1
-    assert "income" in err
+    assert f"{path} lacks feature column(s) ['income'] that the reference v0002 has" in err
+
+
+def test_drift_of_a_batch_with_integer_category_codes_matches_the_stored_profile_of_the_same_rows(
+    capsys, credit_frame, tmp_path: Path, monkeypatch
+):
+    from include.ml import config as config_module
+    from include.ml.drift import ReferenceProfile
+    from include.ml.validate import validate_frame
+
+    text = (config_module.PIPELINES_DIR / "credit_default.yaml").read_text().replace(
+        "  - {name: education,", "  - {name: segment, type: categorical}\n  - {name: education,")
+    (tmp_path / "credit_default.yaml").write_text(text)
+    monkeypatch.setattr(config_module, "PIPELINES_DIR", tmp_path)
+    config = config_module.get_pipeline("credit_default")
+    credit_frame["segment"] = [1 + i % 3 for i in range(len(credit_frame))]
+    credit_frame.loc[0, "segment"] = None  # read back from CSV as 1.0, 2.0, 3.0 and NaN
+    path = tmp_path / "batch.csv"
+    credit_frame.to_csv(path, index=False)
+    validated = validate_frame(pd.read_csv(path), config, config.features)
+    registry = training.registry_for(config)
+    (tmp_path / "m.joblib").write_bytes(b"model")
+    registry.register(tmp_path / "m.joblib", {"run_id": "r1"},
+                      ReferenceProfile(bins=10).fit(validated, config.features).to_dict())
+    registry.set_production("v0001", expected=None, actor="r1", reason="first")
+
+    report = run_json(capsys, "drift", "--current", str(path))
+
+    assert report["features"]["segment"]["unseen_levels"] == []
+    assert report["verdict"] == "none"
+
+
+def test_drift_needs_the_current_batch(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["drift"])
+
+    assert exited.value.code == 2
+    assert "--current" in capsys.readouterr().err
 
 
 def test_models_list_marks_production(capsys, in_credit_history):

@@ -305,3 +305,49 @@ def test_model_validate_accepts_a_config_round_tripped_through_json():
 
     assert again == config
     assert again.config_hash() == config.config_hash()
+
+
+# -- drift and validation settings ----------------------------------------------------------
+
+
+def test_drift_thresholds_given_in_the_file_are_merged_over_the_defaults(write_config):
+    config = load_config(write_config({"drift.thresholds": {"wasserstein": {"drifted": 0.2, "severe": 0.6}}}))
+
+    assert (config.drift.levels("wasserstein").drifted, config.drift.levels("wasserstein").severe) == (0.2, 0.6)
+    assert config.drift.levels("psi").drifted == 0.1  # a default kept
+    assert set(config.drift.thresholds) == {"wasserstein", "psi", "jensen_shannon", "ks", "unseen_share",
+                                            "missing_rate_change"}
+
+
+def test_drift_settings_default_when_left_out(write_config):
+    drift = load_config(write_config({"drift": DELETE})).drift
+
+    assert (drift.numeric_statistic, drift.categorical_statistic) == ("wasserstein", "jensen_shannon")
+    assert (drift.min_batch_rows, drift.drift_share, drift.critical_features) == (200, 0.5, [])
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"drift.thresholds": {"wasserstien": {"drifted": 0.1, "severe": 0.5}}},
+         "unknown drift statistic(s) ['wasserstien']"),
+        ({"drift.thresholds": {"psi": {"drifted": 0.3, "severe": 0.2}}},
+         "severe (0.2) must not be below drifted (0.3)"),
+        ({"drift.numeric_statistic": "unseen_share"}, "drift.numeric_statistic"),
+        ({"drift.drift_share": 0}, "drift.drift_share: Input should be greater than 0"),
+        ({"drift.critical_features": ["income", "salary"]}, "drift.critical_features ['salary'] are not declared"),
+        ({"drift.psi_threshold": 0.2}, "drift.psi_threshold: unknown key"),
+        ({"validation.max_out_of_range_share": 1.5}, "validation.max_out_of_range_share"),
+        ({"validation.range_tolerance": -0.1}, "validation.range_tolerance"),
+    ],
+    ids=["unknown statistic", "severe below drifted", "statistic not for numeric", "zero drift share",
+         "undeclared critical feature", "the removed psi_threshold", "share above 1", "negative tolerance"],
+)
+def test_bad_drift_and_validation_settings_are_refused_naming_the_key(write_config, changes: dict, expected: str):
+    assert expected in error_of(write_config(changes))
+
+
+def test_validation_tolerances_default_to_one_percent_out_of_range_and_ten_percent_past_training(write_config):
+    rules = load_config(write_config({"validation": {"min_rows": 500}})).validation
+
+    assert (rules.max_out_of_range_share, rules.range_tolerance) == (0.01, 0.1)

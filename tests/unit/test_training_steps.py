@@ -1,10 +1,12 @@
 """The DAG's steps run in a workspace folder: a first model is promoted, a drifted day is held, a
-failing gate rejects, bad input is quarantined, and a retried step does not repeat its effect."""
+warning-level drift still promotes, a failing gate rejects, bad input is quarantined (odd values
+only warn), and a retried step does not repeat its effect."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,7 +16,8 @@ import pytest
 import sklearn
 
 from include.ml import paths, simulate, training
-from include.ml.config import Gates, PipelineConfig, load_config
+from include.ml.config import DriftConfig, Gates, PipelineConfig, load_config
+from include.ml.drift import DriftReport
 from include.ml.errors import ArtifactIntegrityError, BatchNotFoundError, BatchValidationError, InputDataError
 from include.ml.extract import sha256_file
 
@@ -70,16 +73,42 @@ def test_a_drifted_day_is_held_and_production_stays(in_credit_history):
     assert drifted["production_before"] == drifted["production_after"] == "v0002"
     assert registry.production() == "v0002"
     assert registry.metadata(drifted["version"])["decision"] == "held"
-    assert "channel" in drifted["drifted_features"]
-    assert drifted["reasons"][0].startswith("input drift against production v0002: channel (PSI")
+    assert drifted["drift_verdict"] == "drift"
+    assert drifted["drifted_features"][0] == "channel"
+    drift = read(Path(drifted["workspace"]), "drift.json")
+    assert drifted["reasons"] == ["input drift against production v0002: " + "; ".join(drift["reasons"])]
+    critical = next(r for r in drift["reasons"] if r.startswith("critical feature(s) drifted: "))
+    assert set(critical.split(": ", 1)[1].split(", ")) == {"income", "utilization"}
     assert [e["to"] for e in registry.audit()] == ["v0001", "v0002"]
 
 
-def test_the_drift_report_of_a_held_run_names_the_new_level(in_credit_history):
-    drift = read(Path(in_credit_history.summaries[2]["workspace"]), "drift.json")
+def test_the_drift_report_of_a_held_run_has_every_feature_and_names_the_new_level(in_credit_history):
+    workspace = Path(in_credit_history.summaries[2]["workspace"])
 
-    assert drift["reference_version"] == "v0002"
-    assert drift["features"]["channel"]["unseen_levels"] == ["bnpl_partner"]
+    report = DriftReport.from_dict(read(workspace, "drift.json"))
+
+    assert report.reference_version == "v0002"
+    assert report.verdict == "drift"
+    assert set(report.features) == {f.name for f in in_credit_history.config.features}
+    assert report.features["channel"]["unseen_levels"] == ["bnpl_partner"]
+    assert report.batch_rows == ROWS
+
+
+def test_the_decision_carries_the_drift_summary_not_the_full_report(in_credit_history):
+    workspace = Path(in_credit_history.summaries[2]["workspace"])
+
+    decision = read(workspace, "decision.json")
+
+    assert decision["drift"] == DriftReport.from_dict(read(workspace, "drift.json")).summary()
+    assert len(decision["drift"]["worst"]) == 5
+    assert decision["drift_verdict"] == "drift"
+
+
+def test_the_first_run_records_that_there_was_nothing_to_compare_with(in_credit_history):
+    workspace = Path(in_credit_history.summaries[0]["workspace"])
+
+    assert read(workspace, "drift.json")["verdict"] == "no_reference"
+    assert read(workspace, "decision.json")["drift"]["reasons"] == ["no production model yet: nothing to compare with"]
 
 
 def test_a_version_records_the_data_config_code_and_libraries_it_came_from(in_credit_history):
@@ -171,7 +200,8 @@ def test_extract_can_read_a_file_given_explicitly(credit_config, credit_landed, 
 
 def test_a_bad_batch_is_quarantined_and_nothing_is_trained(credit_config, ml_home):
     frame = simulate.credit_default(DAY1, ROWS, 7, False)
-    frame.loc[[5, 6], "age"] = 7
+    frame.loc[5:24, "age"] = 7  # 2.5% of rows: more than max_out_of_range_share
+    frame.loc[30, "home_ownership"] = "castle"  # one row: a warning
     landing = credit_config.source.path_for(ds(0))
     landing.parent.mkdir(parents=True)
     frame.to_csv(landing, index=False)
@@ -185,14 +215,16 @@ def test_a_bad_batch_is_quarantined_and_nothing_is_trained(credit_config, ml_hom
     assert caught.value.quarantined_to == str(quarantined)
     assert isinstance(caught.value, InputDataError)
     message = str(caught.value)
-    assert "column 'age': 2 values below minimum 18 (first rows: 5, 6" in message
+    assert "column 'age': 20 values below minimum 18 (first rows: 5, 6, 7, 8, 9;" in message
+    assert "[2.50% of rows; the limit is 1.00%]" in message
     assert f"The batch was copied to {quarantined}" in message
     assert "production is unchanged" in message
     assert (quarantined / landing.name).read_bytes() == landing.read_bytes()
     reasons = json.loads((quarantined / "reasons.json").read_text())
     assert (reasons["pipeline"], reasons["run_id"], reasons["ds"]) == ("credit_default", "run:1", ds(0))
     assert reasons["sha256"] == sha256_file(landing)
-    assert reasons["failures"][0]["column"] == "age"
+    assert [(f["column"], f["severity"]) for f in reasons["failures"]] == [
+        ("age", "error"), ("home_ownership", "warning")]
     assert landing.exists()
     assert not (workspace / "validated.parquet").exists()
 
@@ -205,9 +237,116 @@ def test_validate_keeps_only_ids_features_and_target(credit_config, credit_lande
 
     result = training.validate(credit_config, workspace)
 
-    assert result == {"rows": ROWS, "features": 15, "feature_origin": "config", "passed": True}
+    assert result == {"rows": ROWS, "features": 15, "feature_origin": "config", "passed": True,
+                      "warnings": 0, "warning_messages": []}
     validated = pd.read_parquet(workspace / "validated.parquet")
     assert list(validated.columns) == ["customer_id", *(f.name for f in credit_config.features), "default"]
+
+
+# -- validate and decide against production (on copies of the shared history's workspaces) ---
+
+
+def copy_workspace(history, day: int, tmp_path: Path) -> Path:
+    """A private copy of one history run's workspace: steps may rewrite it; the registry is only read."""
+    return Path(shutil.copytree(history.summaries[day]["workspace"], tmp_path / f"ws{day}"))
+
+
+def test_validate_warns_about_values_beyond_production_training_data_and_passes(in_credit_history, tmp_path):
+    workspace = copy_workspace(in_credit_history, 1, tmp_path)
+    batch = pd.read_parquet(workspace / "batch.parquet")
+    far = {"income": 5e6, "months_employed": 5000, "credit_limit": 5e6, "debt_to_income": 40, "open_accounts": 90,
+           "loan_amount": 5e6}
+    for row, (column, value) in enumerate(far.items()):
+        batch.loc[row, column] = value
+    batch.loc[7, "channel"] = "bnpl_partner"
+    batch.to_parquet(workspace / "batch.parquet", index=False)
+
+    result = training.validate(in_credit_history.config, workspace)
+
+    validation = read(workspace, "validation.json")
+    messages = [w["message"] for w in validation["warnings"]]
+    assert validation["reference_version"] == "v0002"
+    assert {m.split(":")[0] for m in messages} >= {*(f"column {c!r}" for c in far), "column 'channel'"}
+    assert "column 'channel': 1 values are levels training never saw (first rows: 7; values: 'bnpl_partner')" \
+        in messages
+    assert all(w["severity"] == "warning" for w in validation["warnings"])
+    assert result["passed"] is True
+    assert result["warnings"] == len(messages) >= 7
+    assert result["warning_messages"] == messages[:5]
+    assert len(pd.read_parquet(workspace / "validated.parquet")) == ROWS
+
+
+def with_drift(config: PipelineConfig, **changes) -> PipelineConfig:
+    """``config`` with drift settings changed (validated, thresholds merged over the defaults)."""
+    return config.model_copy(update={"drift": DriftConfig(**{**config.drift.model_dump(), **changes})})
+
+
+MILD_ONLY = {statistic: {"drifted": levels["drifted"], "severe": 100.0}
+             for statistic, levels in DriftConfig().model_dump()["thresholds"].items()}
+
+
+def test_a_drift_warning_promotes_and_says_so(in_credit_history, tmp_path):
+    workspace = copy_workspace(in_credit_history, 2, tmp_path)
+    config = with_drift(in_credit_history.config, thresholds=MILD_ONLY, drift_share=1.0, critical_features=[])
+
+    decision = training.decide(config, workspace)
+
+    assert decision["drift_verdict"] == "warn"
+    assert decision["branch"] == "promote"
+    assert decision["reasons"][0] == "quality gates passed"
+    prefix = f"drift warning: {len(decision['drifted_features'])} feature(s) drifted, below the dataset rule: "
+    assert decision["reasons"][1].startswith(prefix)
+    assert set(decision["reasons"][1].removeprefix(prefix).split(", ")) == set(decision["drifted_features"])
+    assert read(workspace, "drift.json")["verdict"] == "warn"
+
+
+def test_a_batch_too_small_to_judge_drift_is_held(in_credit_history, tmp_path):
+    workspace = copy_workspace(in_credit_history, 1, tmp_path)
+    config = with_drift(in_credit_history.config, min_batch_rows=5000)
+
+    decision = training.decide(config, workspace)
+
+    assert decision["drift_verdict"] == "insufficient_data"
+    assert decision["branch"] == "hold"
+    assert decision["reasons"] == [
+        "input drift against production v0002: batch has 800 rows, fewer than drift.min_batch_rows 5000"]
+
+
+def test_a_critical_feature_alone_decides_a_hold(in_credit_history, tmp_path):
+    workspace = copy_workspace(in_credit_history, 2, tmp_path)
+    config = with_drift(in_credit_history.config, thresholds=MILD_ONLY, drift_share=1.0,
+                        critical_features=["income"])
+
+    decision = training.decide(config, workspace)
+
+    assert decision["branch"] == "hold"
+    assert decision["reasons"] == ["input drift against production v0002: critical feature(s) drifted: income"]
+
+
+def old_format(profile: dict) -> dict:
+    """A reference profile as the previous release stored it (PSI bins, no "format" key)."""
+    return {
+        "bins": profile["bins"], "rows": profile["rows"],
+        "numeric": {n: {"edges": [v["quantiles"][i] for i in v["edge_index"]], "shares": v["shares"],
+                        "mean": v["mean"], "std": v["std"], "missing_rate": v["missing_rate"]}
+                    for n, v in profile["numeric"].items()},
+        "categorical": {n: {"shares": v["shares"], "missing_rate": v["missing_rate"]}
+                        for n, v in profile["categorical"].items()},
+    }
+
+
+def test_a_production_model_from_before_the_profile_format_change_does_not_stop_every_run(
+    credit_config, credit_landed, run_day
+):
+    run_day(credit_config, ds(0))
+    stored = credit_config.registry_path / "versions/v0001/reference_profile.json"
+    stored.write_text(json.dumps(old_format(json.loads(stored.read_text()))))
+
+    summary = run_day(credit_config, ds(1))
+
+    assert summary["version"] == "v0002"
+    assert summary["branch"] in ("promote", "hold")
+    assert training.registry_for(credit_config).reference_profile("v0002")["format"] == 2
 
 
 def test_a_gate_set_impossibly_high_rejects_and_production_stays(credit_config, credit_landed, run_day):

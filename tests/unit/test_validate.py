@@ -1,8 +1,10 @@
 """Batch validation: a clean batch passes typed, a broken one fails naming every broken rule at once,
-and quarantine keeps a copy with the reasons while the landing file stays where it is."""
+a few odd values (outside a declared range, beyond the training range, unseen levels) only warn, and
+quarantine keeps a copy with the reasons while the landing file stays where it is."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -11,15 +13,21 @@ import pandas as pd
 import pytest
 
 from include.ml.config import FeatureSpec, PipelineConfig
+from include.ml.drift import ReferenceProfile
 from include.ml.errors import BatchValidationError, InputDataError
 from include.ml.extract import read_batch
-from include.ml.validate import infer_features, quarantine, validate_frame
+from include.ml.validate import build_schema, check_batch, infer_features, quarantine, validate_frame
 
 
-def failures_of(frame: pd.DataFrame, config: PipelineConfig, features=None) -> BatchValidationError:
+def failures_of(frame: pd.DataFrame, config: PipelineConfig, features=None, reference=None) -> BatchValidationError:
     with pytest.raises(BatchValidationError) as caught:
-        validate_frame(frame, config, config.features if features is None else features)
+        check_batch(frame, config, config.features if features is None else features, reference)
     return caught.value
+
+
+def with_rules(config: PipelineConfig, **rules) -> PipelineConfig:
+    """``config`` with some ``validation`` settings changed."""
+    return config.model_copy(update={"validation": config.validation.model_copy(update=rules)})
 
 
 # -- a clean batch --------------------------------------------------------------------------
@@ -35,14 +43,15 @@ def test_a_clean_batch_passes_with_numeric_features_as_floats(credit_frame, cred
     assert set(clean["home_ownership"].dropna()) <= {"rent", "mortgage", "own"}
 
 
-def test_validation_does_not_change_the_batch_it_was_given(credit_frame, credit_config):
+@pytest.mark.parametrize("broken_rows", [1, 40], ids=["a warning", "an error"])
+def test_validation_does_not_change_the_batch_it_was_given(credit_frame, credit_config, broken_rows: int):
+    credit_frame.loc[: broken_rows - 1, "utilization"] = 7.0
     before = credit_frame.copy()
-    credit_frame.loc[3, "utilization"] = 7.0
+    outcome = pytest.raises(BatchValidationError) if broken_rows > 8 else contextlib.nullcontext()
 
-    with pytest.raises(BatchValidationError):
-        validate_frame(credit_frame, credit_config, credit_config.features)
+    with outcome:
+        check_batch(credit_frame, credit_config, credit_config.features)
 
-    before.loc[3, "utilization"] = 7.0
     pd.testing.assert_frame_equal(credit_frame, before)
 
 
@@ -94,13 +103,15 @@ CREDIT_CASES = {
         _set("income", [3, 9], "n/a"),
         "income", "column 'income': 2 values are not numbers (first rows: 3, 9; values: 'n/a', 'n/a')",
     ),
-    "value below minimum": (
-        _set("utilization", [5], -0.5),
-        "utilization", "column 'utilization': 1 values below minimum 0 (first rows: 5; values: -0.5)",
+    "values below minimum (over 1% of rows)": (
+        _set("utilization", range(5, 25), -0.5),
+        "utilization", "column 'utilization': 20 values below minimum 0 (first rows: 5, 6, 7, 8, 9; "
+                       "values: -0.5, -0.5, -0.5) [2.50% of rows; the limit is 1.00%]",
     ),
-    "value above maximum": (
-        _set("age", [7, 8], 150.0),
-        "age", "column 'age': 2 values above maximum 120 (first rows: 7, 8; values: 150.0, 150.0)",
+    "values above maximum (over 1% of rows)": (
+        _set("age", range(100), 150.0),
+        "age", "column 'age': 100 values above maximum 120 (first rows: 0, 1, 2, 3, 4; "
+               "values: 150.0, 150.0, 150.0) [12.50% of rows; the limit is 1.00%]",
     ),
     "infinity": (
         _set("months_employed", [11], np.inf),
@@ -114,11 +125,11 @@ CREDIT_CASES = {
         _set("region", range(0, 800, 4), None),
         "region", "column 'region': has more than 10% missing values (25.0%)",
     ),
-    "category outside allowed": (
-        _set("home_ownership", [2], "castle"),
+    "categories outside allowed (over 1% of rows)": (
+        _set("home_ownership", range(2, 802, 40), "castle"),
         "home_ownership",
-        "column 'home_ownership': 1 values not among allowed levels ['rent', 'mortgage', 'own'] "
-        "(first rows: 2; values: 'castle')",
+        "column 'home_ownership': 20 values not among allowed levels ['rent', 'mortgage', 'own'] "
+        "(first rows: 2, 42, 82, 122, 162; values: 'castle', 'castle', 'castle') [2.50% of rows; the limit is 1.00%]",
     ),
     "single-class target": (
         lambda f: f.assign(default=0),
@@ -146,22 +157,25 @@ def test_a_broken_batch_fails_naming_the_column_and_the_problem(case: str, credi
     error = failures_of(mutate(credit_frame), credit_config)
 
     assert expected in str(error)
-    assert any(f["column"] == column and f["message"] in str(error) for f in error.failures)
+    assert [(f["column"], f["severity"]) for f in error.failures if f["message"].startswith(expected)] == [
+        (column, "error")]
     assert isinstance(error, InputDataError)  # fails at once, no retries
 
 
-def test_failures_carry_the_offending_rows_and_their_count(credit_frame, credit_config):
+def test_failures_carry_the_offending_rows_their_count_and_share(credit_frame, credit_config):
     credit_frame.loc[[10, 20, 30], "utilization"] = 2.0
 
-    (failure,) = failures_of(credit_frame, credit_config).failures
+    (failure,) = check_batch(credit_frame, credit_config, credit_config.features).warnings
 
     assert failure["column"] == "utilization"
     assert failure["rule"] == "above maximum 1"
     assert failure["count"] == 3
     assert failure["rows"] == [10, 20, 30]
+    assert failure["share"] == pytest.approx(3 / 800)
+    assert failure["severity"] == "warning"
 
 
-def test_every_problem_is_collected_in_one_pass(credit_frame, credit_config):
+def test_every_error_and_warning_is_collected_in_one_pass_errors_first(credit_frame, credit_config):
     broken = credit_frame.drop(columns=["age"])
     broken["income"] = broken["income"].astype(object)
     broken.loc[3, "income"] = "abc"
@@ -172,10 +186,14 @@ def test_every_problem_is_collected_in_one_pass(credit_frame, credit_config):
 
     error = failures_of(broken, credit_config)
 
-    columns = sorted(f["column"] for f in error.failures)
-    assert columns == ["age", "education", "home_ownership", "income", "months_employed", "utilization"]
-    assert str(error).startswith("batch failed validation for pipeline 'credit_default' (6 problem(s)):")
-    assert str(error).count("\n  - ") == 6
+    assert [(f["severity"], f["column"]) for f in error.failures] == [
+        ("error", "income"), ("error", "age"), ("error", "months_employed"), ("error", "education"),
+        ("warning", "utilization"), ("warning", "home_ownership")]
+    message = str(error)
+    assert message.startswith("batch failed validation for pipeline 'credit_default' (4 problem(s)):")
+    errors, warnings = message.split("\n  warnings:\n")
+    assert errors.count("\n  - ") == 4
+    assert warnings.count("  - ") == 2 and "column 'utilization': 1 values above maximum 1" in warnings
 
 
 def test_a_regression_target_must_be_numbers(house_frame, house_config):
@@ -218,6 +236,138 @@ def test_integer_category_codes_with_a_missing_value_match_their_allowed_levels(
     clean = validate_frame(read_batch(path), credit_config, features)
 
     assert set(clean["segment"].dropna()) == {"1", "2", "3"}
+
+
+# -- severities: what only warns ------------------------------------------------------------
+
+
+@pytest.fixture
+def training_profile(credit_frame, credit_config) -> dict:
+    """The stored reference profile (as a dict) of a model trained on ``credit_frame``: income 9,100 to
+    179,900, months_employed 1 to 420, channels online, branch and broker."""
+    return ReferenceProfile().fit(credit_frame, credit_config.features).to_dict()
+
+
+def test_a_clean_batch_passes_without_warnings(credit_frame, credit_config, training_profile):
+    result = check_batch(credit_frame, credit_config, credit_config.features, training_profile)
+
+    assert result.warnings == []
+    assert len(result.frame) == len(credit_frame)
+
+
+def test_a_few_values_outside_a_declared_range_warn_and_the_batch_passes(credit_frame, credit_config):
+    credit_frame.loc[[5, 6], "age"] = 150.0
+
+    result = check_batch(credit_frame, credit_config, credit_config.features)
+
+    assert [w["message"] for w in result.warnings] == [
+        "column 'age': 2 values above maximum 120 (first rows: 5, 6; values: 150.0, 150.0) "
+        "[0.25% of rows; the limit is 1.00%]"]
+    assert result.warnings[0]["severity"] == "warning"
+    assert len(result.frame) == len(credit_frame)
+
+
+@pytest.mark.parametrize(("rows", "severity"), [(8, "warning"), (9, "error")], ids=["1.00%", "1.12%"])
+def test_out_of_range_values_are_an_error_only_above_max_out_of_range_share(
+    credit_frame, credit_config, rows: int, severity: str
+):
+    credit_frame.loc[: rows - 1, "utilization"] = 1.5
+
+    try:
+        failures = check_batch(credit_frame, credit_config, credit_config.features).warnings
+    except BatchValidationError as error:
+        failures = error.failures
+
+    assert [(f["column"], f["severity"]) for f in failures] == [("utilization", severity)]
+
+
+def test_max_out_of_range_share_zero_makes_a_single_value_an_error(credit_frame, credit_config):
+    credit_frame.loc[5, "utilization"] = 1.5
+
+    error = failures_of(credit_frame, with_rules(credit_config, max_out_of_range_share=0.0))
+
+    assert "column 'utilization': 1 values above maximum 1 (first rows: 5; values: 1.5) " \
+           "[0.12% of rows; the limit is 0.00%]" in str(error)
+
+
+def test_a_few_levels_outside_the_allowed_list_warn(credit_frame, credit_config):
+    credit_frame.loc[[2, 3], "home_ownership"] = "castle"
+
+    (warning,) = check_batch(credit_frame, credit_config, credit_config.features).warnings
+
+    assert warning["column"] == "home_ownership"
+    assert warning["message"].endswith("[0.25% of rows; the limit is 1.00%]")
+
+
+def test_levels_training_never_saw_warn_however_many(credit_frame, credit_config, training_profile):
+    credit_frame.loc[: 399, "channel"] = "bnpl_partner"
+
+    (warning,) = check_batch(credit_frame, credit_config, credit_config.features, training_profile).warnings
+
+    assert warning["severity"] == "warning"
+    assert warning["message"] == ("column 'channel': 400 values are levels training never saw (first rows: "
+                                  "0, 1, 2, 3, 4; values: 'bnpl_partner', 'bnpl_partner', 'bnpl_partner')")
+
+
+def test_values_beyond_the_training_range_and_its_tolerance_warn(credit_frame, credit_config, training_profile):
+    credit_frame.loc[5, "income"] = 185_000.0  # above the training max 179,900, within the 10% tolerance
+    credit_frame.loc[6, "income"] = 250_000.0  # beyond the tolerance (17,080)
+
+    (warning,) = check_batch(credit_frame, credit_config, credit_config.features, training_profile).warnings
+
+    assert warning["message"] == ("column 'income': 1 values above the training range (max 179900, tolerance "
+                                  "17080) (first rows: 6; values: 250000.0)")
+
+
+def test_range_tolerance_sets_how_far_past_the_training_range_a_value_may_go(
+    credit_frame, credit_config, training_profile
+):
+    credit_frame.loc[5, "months_employed"] = 0.5  # allowed (min 0), below the training min 1
+
+    lenient = check_batch(credit_frame, credit_config, credit_config.features, training_profile)
+    exact = check_batch(credit_frame, with_rules(credit_config, range_tolerance=0.0), credit_config.features,
+                        training_profile)
+
+    assert lenient.warnings == []
+    assert [w["message"] for w in exact.warnings] == [
+        "column 'months_employed': 1 values below the training range (min 1, tolerance 0) "
+        "(first rows: 5; values: 0.5)"]
+
+
+def test_warnings_are_listed_after_the_errors_of_a_failing_batch(credit_frame, credit_config, training_profile):
+    credit_frame.loc[: 99, "age"] = 15.0  # 12.5% below the minimum 18: an error (within the training range)
+    credit_frame.loc[3, "channel"] = "bnpl_partner"
+
+    error = failures_of(credit_frame, credit_config, reference=training_profile)
+
+    assert [(f["column"], f["severity"]) for f in error.failures] == [("age", "error"), ("channel", "warning")]
+    assert str(error).endswith("\n  warnings:\n  - column 'channel': 1 values are levels training never saw "
+                               "(first rows: 3; values: 'bnpl_partner')")
+
+
+def test_without_a_reference_profile_nothing_is_checked_against_training(credit_frame, credit_config):
+    credit_frame.loc[3, "channel"] = "bnpl_partner"
+    credit_frame.loc[4, "income"] = 10_000_000.0
+
+    assert check_batch(credit_frame, credit_config, credit_config.features).warnings == []
+
+
+def test_the_schema_policy_says_which_checks_error_warn_or_depend_on_the_share(credit_config, training_profile):
+    schema, policy = build_schema(credit_config, credit_config.features, training_profile)
+
+    assert "income" in schema.columns
+    assert policy["below minimum 18"] == policy["not among allowed levels ['rent', 'mortgage', 'own']"] == 0.01
+    assert policy["are levels training never saw"] == "warning"
+    assert policy["has fewer than 500 rows"] == policy["are infinite"] == "error"
+
+
+def test_validate_frame_returns_only_the_clean_frame(credit_frame, credit_config):
+    credit_frame.loc[5, "age"] = 150.0
+
+    clean = validate_frame(credit_frame, credit_config, credit_config.features)
+
+    assert isinstance(clean, pd.DataFrame)
+    assert clean.loc[5, "age"] == 150.0
 
 
 # -- inferring features ---------------------------------------------------------------------
