@@ -289,6 +289,7 @@ def report(config: PipelineConfig, workspace: Path, run_id: str, ds: str) -> dic
     summary = {
         **outcome,
         "rows": _read(workspace, "extract.json")["rows"],
+        "validation_warnings": len(_read(workspace, "validation.json").get("warnings", [])),
         "data_sha256": _read(workspace, "extract.json")["sha256"],
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "workspace": str(workspace),
