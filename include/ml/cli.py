@@ -82,17 +82,11 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from include.ml.errors import BatchValidationError
     from include.ml.extract import read_batch
-    from include.ml.training import registry_for, resolve_features
-    from include.ml.validate import check_batch
+    from include.ml.training import check_with_production
 
     config = get_pipeline(args.pipeline)
-    frame = read_batch(Path(args.file))
-    features, origin = resolve_features(config, frame)
-    registry = registry_for(config)
-    production = registry.production()
-    reference = registry.reference_profile(production) if production else None
     try:
-        result = check_batch(frame, config, features, reference)
+        result, features, origin, production = check_with_production(config, read_batch(Path(args.file)))
     except BatchValidationError as error:
         if args.json:
             print(json.dumps({"passed": False, "failures": error.failures}, indent=2, default=str))

@@ -77,22 +77,30 @@ def save_inferred_features(config: PipelineConfig, features: list[FeatureSpec]) 
     write_json_atomic(saved, [f.model_dump() for f in features])
 
 
+def check_with_production(config: PipelineConfig, frame):
+    """Validate ``frame`` against the config and the production model's training data (ranges,
+    levels). Returns ``(ValidationResult, features, feature origin, production version)``;
+    raises :class:`BatchValidationError` on errors."""
+    from include.ml.validate import check_batch
+
+    features, origin = resolve_features(config, frame)
+    production = registry_for(config).production()
+    reference = registry_for(config).reference_profile(production) if production else None
+    return check_batch(frame, config, features, reference), features, origin, production
+
+
 def validate(config: PipelineConfig, workspace: Path, run_id: str = "manual", save_features: bool = True) -> dict:
     """Validate the extracted batch; write ``validated.parquet``. A failing batch is quarantined
     (copied with its reasons) and :class:`BatchValidationError` is raised. Features inferred from
     the first batch that passes are saved to the registry when ``save_features``."""
     import pandas as pd
 
-    from include.ml.validate import check_batch, quarantine
+    from include.ml.validate import quarantine
 
     extracted = _read(workspace, "extract.json")
     frame = pd.read_parquet(workspace / "batch.parquet")
-    features, origin = resolve_features(config, frame)
-    registry = registry_for(config)
-    production = registry.production()
-    reference = registry.reference_profile(production) if production else None
     try:
-        result = check_batch(frame, config, features, reference)
+        result, features, origin, production = check_with_production(config, frame)
     except BatchValidationError as error:
         source = Path(extracted["path"])
         target = paths.quarantine_dir(config.name) / f"{extracted['ds']}__{paths.safe_name(run_id)}"
