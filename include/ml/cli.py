@@ -183,6 +183,18 @@ def cmd_models_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _promotion_line(record: dict | None) -> str:
+    if not record:
+        return "  promotion record: none"
+    interval = record.get("interval")
+    evidence = (f"candidate - production {interval['difference']:+.4f}, {interval['confidence']:.0%} interval "
+                f"[{interval['lower']:+.4f}, {interval['upper']:+.4f}] over {interval['resamples']} resamples"
+                if interval else "no production model to compare with")
+    return (f"  promotion record: {record['decision']} ({record['metric']} {_fmt(record['candidate_score'])} vs "
+            f"{record['champion_version'] or '-'} {_fmt(record['champion_score'])}; {evidence}; "
+            f"drift {record['drift_verdict']})")
+
+
 def cmd_models_show(args: argparse.Namespace) -> int:
     from include.ml.training import registry_for
 
@@ -195,6 +207,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
         f"  logical date: {meta['logical_date']}   run: {meta['run_id']}",
         "  metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in meta["metrics"].items()),
         f"  champion: {meta['champion']['version'] or '-'}   reasons: {'; '.join(meta['reasons'])}",
+        _promotion_line(meta.get("promotion_record")),
         f"  data: {meta['data']['path']} ({meta['data']['rows']} rows, sha256 {meta['data']['sha256'][:12]})",
         f"  artifact sha256: {meta['artifact']['sha256']}",
         f"  code: {meta['code_version'] or 'unknown'}   python {meta['python']}   "

@@ -110,10 +110,20 @@ class ModelConfig(_Strict):
 
 
 class Gates(_Strict):
-    min_score: float = Field(description="the candidate's primary metric must reach this")
+    """Champion/challenger gates: an absolute minimum, and a paired-bootstrap comparison with production.
+
+    Promote only when the candidate meets ``min_score`` and the lower bound of the ``confidence``
+    interval of (candidate - production) on the same holdout rows is above -``max_regression``
+    (so with ``max_regression: 0`` a candidate must be measurably better; an equal one is not).
+    """
+
+    min_score: float = Field(description="the candidate's primary metric must reach this (a ceiling for losses)")
     max_regression: float = Field(
         default=0.0, ge=0, description="allowed loss of primary metric against production"
     )
+    bootstrap_resamples: int = Field(default=1000, ge=50, le=100_000)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    bootstrap_seed: int = 0
 
 
 class Levels(_Strict):

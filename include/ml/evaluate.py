@@ -39,11 +39,87 @@ def score(model, frame: pd.DataFrame, config: PipelineConfig, feature_names: lis
     return {k: float(v) for k, v in result.items()}
 
 
-def quality_gates(candidate: float, champion: float | None, config: PipelineConfig) -> dict:
-    """Decide whether a candidate's primary metric passes the absolute and the champion gates.
+def metric_inputs(model, frame: pd.DataFrame, config: PipelineConfig, feature_names: list[str]) -> np.ndarray:
+    """What the primary metric is computed from, per holdout row: the positive-class probability
+    (roc_auc, average_precision), the class probabilities (log_loss), or the prediction."""
+    x = frame[feature_names]
+    if config.metric in ("roc_auc", "average_precision"):
+        return model.predict_proba(x)[:, 1]
+    if config.metric == "log_loss":
+        return model.predict_proba(x)
+    return np.asarray(model.predict(x))
 
-    Returns ``{"passed": bool, "reasons": [...], "delta": candidate - champion or None}``; for
-    metrics where lower is better (rmse, mae, log_loss) ``min_score`` is a ceiling.
+
+def metric_value(metric: str, y: np.ndarray, inputs: np.ndarray, positive=None) -> float:
+    """The metric ``metric`` of outputs ``inputs`` against truth ``y`` (see :func:`metric_inputs`)."""
+    if metric == "roc_auc":
+        return float(skm.roc_auc_score(y == positive, inputs))
+    if metric == "average_precision":
+        return float(skm.average_precision_score(y == positive, inputs))
+    if metric == "log_loss":
+        return float(skm.log_loss(y == positive, inputs[:, 1]) if inputs.shape[1] == 2 else skm.log_loss(y, inputs))
+    if metric == "accuracy":
+        return float(skm.accuracy_score(y, inputs))
+    if metric == "f1":
+        return float(skm.f1_score(y, inputs, pos_label=positive))
+    if metric == "rmse":
+        return float(np.sqrt(np.mean((y - inputs) ** 2)))
+    if metric == "mae":
+        return float(np.mean(np.abs(y - inputs)))
+    return float(skm.r2_score(y, inputs))
+
+
+def _auc_rows(is_positive: np.ndarray, scores: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """ROC AUC of every resample at once (Mann-Whitney U from tie-averaged ranks); NaN where a
+    resample holds one class only."""
+    from scipy.stats import rankdata
+
+    labels = is_positive[samples]
+    ranks = rankdata(scores[samples], axis=1)
+    positives = labels.sum(axis=1)
+    negatives = labels.shape[1] - positives
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return ((ranks * labels).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+def paired_bootstrap(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray, config: PipelineConfig,
+                     positive=None) -> dict:
+    """Confidence interval of (candidate - champion) on the primary metric, resampling the same rows
+    for both (seeded). Resamples a metric cannot be computed on (one class only) are skipped."""
+    gates = config.gates
+    rng = np.random.default_rng(gates.bootstrap_seed)
+    y = np.asarray(y)
+    samples = rng.integers(0, len(y), (gates.bootstrap_resamples, len(y)))
+    if config.metric == "roc_auc":
+        is_positive = y == positive
+        differences = list(_auc_rows(is_positive, candidate, samples) - _auc_rows(is_positive, champion, samples))
+        differences = [d for d in differences if np.isfinite(d)]
+    else:
+        differences = []
+        for rows in samples:
+            try:
+                differences.append(metric_value(config.metric, y[rows], candidate[rows], positive)
+                                   - metric_value(config.metric, y[rows], champion[rows], positive))
+            except ValueError:
+                continue
+    tail = (1 - gates.confidence) / 2
+    lower, upper = np.quantile(differences, [tail, 1 - tail]) if differences else (np.nan, np.nan)
+    return {
+        "difference": metric_value(config.metric, y, candidate, positive)
+        - metric_value(config.metric, y, champion, positive),
+        "lower": float(lower), "upper": float(upper), "confidence": gates.confidence,
+        "resamples": len(differences), "seed": gates.bootstrap_seed,
+    }
+
+
+def quality_gates(candidate: float, champion: float | None, config: PipelineConfig,
+                  interval: dict | None = None) -> dict:
+    """Decide whether a candidate passes the absolute gate and the champion/challenger gate.
+
+    With a bootstrap ``interval`` of (candidate - champion), the candidate must not be worse than
+    production by more than ``max_regression`` at the interval's pessimistic end; without one the
+    point difference is used. For losses (rmse, mae, log_loss) lower is better: ``min_score`` is a
+    ceiling and the interval is read the other way round. Returns ``{"passed", "reasons", "delta"}``.
     """
     gates, better = config.gates, config.greater_is_better
     sign = 1.0 if better else -1.0
@@ -55,9 +131,18 @@ def quality_gates(candidate: float, champion: float | None, config: PipelineConf
     delta = None
     if champion is not None:
         delta = candidate - champion
-        if sign * delta < -gates.max_regression:
+        if interval is not None:
+            # the pessimistic end of the interval, as an improvement (positive = better)
+            worst = interval["lower"] if better else -interval["upper"]
+            if not worst > -gates.max_regression:
+                reasons.append(
+                    f"{config.metric} {candidate:.4g} vs production's {champion:.4g}: the "
+                    f"{interval['confidence']:.0%} interval of the improvement reaches {worst:+.4g}, "
+                    f"not above the allowed regression -{gates.max_regression:g}"
+                )
+        elif sign * delta < -gates.max_regression:
             reasons.append(
                 f"{config.metric} {candidate:.4g} is worse than production's {champion:.4g} by "
                 f"{abs(delta):.4g}, more than the allowed {gates.max_regression:g}"
             )
-    return {"passed": not reasons, "reasons": reasons, "delta": delta}
+    return {"passed": not reasons, "reasons": reasons, "delta": delta, "interval": interval}

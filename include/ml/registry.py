@@ -139,6 +139,15 @@ class ModelRegistry:
                 return version
         return None
 
+    def find_equivalent(self, logical_date: str, data_sha256: str, config_hash: str) -> str | None:
+        """A version trained earlier for the same logical date, on the same data, with the same config."""
+        for version in reversed(self.versions()):
+            meta = self.metadata(version)
+            if (meta.get("logical_date"), meta.get("data", {}).get("sha256"), meta.get("config_hash")) == (
+                    logical_date, data_sha256, config_hash):
+                return version
+        return None
+
     # -- writing ---------------------------------------------------------------------------
 
     def register(self, artifact: Path, metadata: dict, profile: dict) -> str:

@@ -157,22 +157,29 @@ def evaluate(config: PipelineConfig, workspace: Path) -> dict:
     import joblib
     import pandas as pd
 
-    from include.ml.evaluate import quality_gates, score
+    from include.ml.evaluate import metric_inputs, paired_bootstrap, quality_gates, score
 
     holdout = pd.read_parquet(workspace / "holdout.parquet")
     names = [f.name for f in _features(workspace)]
-    candidate = score(joblib.load(workspace / "candidate.joblib"), holdout, config, names)
+    candidate_model = joblib.load(workspace / "candidate.joblib")
+    candidate = score(candidate_model, holdout, config, names)
     registry = registry_for(config)
     champion_version = registry.production()
-    champion, champion_note = None, None
+    champion, champion_note, interval = None, None, None
     if champion_version:
         champion_features = [f["name"] for f in registry.metadata(champion_version)["features"]]
         missing = sorted(set(champion_features) - set(holdout.columns))
         if missing:
             champion_note = f"production model needs columns missing from this batch: {missing}"
         else:
-            champion = score(registry.load(champion_version), holdout, config, champion_features)
-    gates = quality_gates(candidate[config.metric], champion[config.metric] if champion else None, config)
+            champion_model = registry.load(champion_version)  # sha256 checked
+            champion = score(champion_model, holdout, config, champion_features)
+            positive = candidate_model.classes_[1] if config.task == "classification" else None
+            interval = paired_bootstrap(
+                holdout[config.target].to_numpy(), metric_inputs(candidate_model, holdout, config, names),
+                metric_inputs(champion_model, holdout, config, champion_features), config, positive)
+    gates = quality_gates(candidate[config.metric], champion[config.metric] if champion else None, config,
+                          interval)
     return _write(workspace, "evaluation.json", {
         "metric": config.metric, "greater_is_better": config.greater_is_better,
         "candidate": candidate, "score": candidate[config.metric],
@@ -257,6 +264,14 @@ def register_candidate(config: PipelineConfig, workspace: Path, run_id: str, ds:
         "task": config.task, "metric": config.metric, "metrics": evaluation["candidate"],
         "champion": {"version": evaluation["champion_version"], "metrics": evaluation["champion"]},
         "gates": evaluation["gates"], "reasons": _read(workspace, "decision.json")["reasons"],
+        # the "blessing": what was decided, on which evidence
+        "promotion_record": {
+            "decision": decision, "metric": config.metric, "candidate_score": evaluation["score"],
+            "champion_version": evaluation["champion_version"], "champion_score": evaluation["champion_score"],
+            "interval": evaluation["gates"].get("interval"), "gates": config.gates.model_dump(),
+            "drift_verdict": _read(workspace, "decision.json")["drift_verdict"],
+            "reasons": _read(workspace, "decision.json")["reasons"],
+        },
         "data": _read(workspace, "extract.json"), "training": _read(workspace, "training.json"),
         "features": _read(workspace, "features.json")["features"],
         "config": config.model_dump(mode="json"), "config_hash": config.config_hash(),
@@ -270,21 +285,29 @@ def register_candidate(config: PipelineConfig, workspace: Path, run_id: str, ds:
 def conclude(config: PipelineConfig, workspace: Path, branch: str, run_id: str, ds: str) -> dict:
     """Carry out a branch: register the candidate, and for ``promote`` switch production to it.
 
-    Safe to retry: the version registered by this run is reused, and a pointer already on it is kept.
+    Idempotent: a retry of this run reuses the version it registered and finishes a switch it had
+    not made yet; a rerun of the same logical date on the same data and config (another run id)
+    reuses the version registered then and switches nothing.
     """
     if branch not in BRANCHES:
         raise ValueError(f"unknown branch {branch!r}; expected one of {BRANCHES}")
     decision = _read(workspace, "decision.json")
     decided = {"promote": "promoted", "hold": "held", "reject": "rejected"}[branch]
-    version = register_candidate(config, workspace, run_id, ds, decided)
     registry = registry_for(config)
+    extracted = _read(workspace, "extract.json")
+    earlier = None if registry.find_by_run(run_id) else registry.find_equivalent(
+        ds, extracted["sha256"], config.config_hash())
+    version = earlier or register_candidate(config, workspace, run_id, ds, decided)
     before = decision["production_before"]
-    if branch == "promote" and registry.production() != version:
+    switched = False
+    if branch == "promote" and earlier is None and registry.production() != version:
         registry.set_production(version, expected=before, actor=run_id,
                                 reason=f"training run {run_id}: " + "; ".join(decision["reasons"]))
+        switched = True
     return _write(workspace, "outcome.json", {
         "pipeline": config.name, "run_id": run_id, "logical_date": ds, "branch": branch,
-        "version": version, "production_before": before, "production_after": registry.production(),
+        "version": version, "reused_from_earlier_run": earlier is not None, "switched": switched,
+        "production_before": before, "production_after": registry.production(),
         "metric": config.metric, "score": decision["score"], "champion_score": decision["champion_score"],
         "reasons": decision["reasons"], "drift_verdict": decision["drift_verdict"],
         "drifted_features": decision["drifted_features"],
