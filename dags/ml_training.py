@@ -24,16 +24,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from airflow.sdk import DAG, Asset, dag, get_current_context, task
+from airflow.sdk import DAG, dag, get_current_context, task
 
 from include.airflow_alerts import OutcomeEmail, RunFailureEmail, TaskFailureEmail
+from include.airflow_assets import event_extra, production_asset
 from include.ml import training as steps
 from include.ml.config import PipelineConfig, load_all
-
-
-def production_asset(config: PipelineConfig) -> Asset:
-    """The Asset updated whenever the pipeline's production model changes (named, not tied to a path)."""
-    return Asset(f"ml_production_model__{config.name}")
 
 
 def _run(step, config: PipelineConfig, *args: Any, **kwargs: Any) -> dict:
@@ -106,11 +102,17 @@ def build_training_dag(config: PipelineConfig) -> DAG:
             return decision["branch"]
 
         def conclude(branch: str):
-            @task(task_id=branch, on_success_callback=outcome_email,
-                  outlets=[production_asset(config)] if branch == "promote" else [])
+            asset = production_asset(config.name)
+
+            @task(task_id=branch, on_success_callback=outcome_email, outlets=[asset] if branch == "promote" else [])
             def _conclude() -> dict:
                 context = get_current_context()
-                return _run(steps.conclude, config, branch, context["run_id"], context["ds"])
+                outcome = _run(steps.conclude, config, branch, context["run_id"], context["ds"])
+                if branch == "promote":
+                    context["outlet_events"][asset].extra = {
+                        **event_extra(steps.registry_for(config), outcome["version"], "promote", context["run_id"]),
+                        "changed": outcome["switched"]}
+                return outcome
 
             return _conclude()
 

@@ -76,3 +76,13 @@ class RunFailureEmail(_EmailCallback):
             self.pipeline, getattr(dag, "dag_id", "unknown"), _run_id(context), context.get("ds"),
             failed_tasks=[ti.task_id] if ti is not None else [], reason=context.get("reason"),
         )
+
+
+class ProductionChangeEmail(_EmailCallback):
+    """``on_success_callback`` of the model-operations switch: who changed production, how and why."""
+
+    def render(self, context: dict[str, Any]) -> alerts.Email:
+        ti = context["ti"]
+        result = ti.xcom_pull(task_ids=ti.task_id)
+        return alerts.production_change_email(result["pipeline"], result["entry"], _run_id(context),
+                                              result.get("extra"))

@@ -31,6 +31,12 @@ EVENTS: dict[str, tuple[str, str, str]] = {
         "Production was left unchanged. The candidate failed a quality gate: check the batch "
         "(label delays, a broken feature) before the next run.",
     ),
+    "production_changed": (
+        "PRODUCTION CHANGED",
+        "alert-production-changed-by-hand",
+        "Nothing, if you made this change. If you did not, check the audit log "
+        "(<code>python -m include.ml models history</code>) and roll back (see the runbook).",
+    ),
     "task_failed": (
         "FAILED task",
         "alert-task-failed",
@@ -111,6 +117,18 @@ def outcome_email(outcome: dict, drift: dict | None = None, run_url: str | None 
     if run_url:
         facts.append(("Airflow run", run_url))
     return Email(subject, _wrap(event, subject, facts, _drift_section(drift or {})))
+
+
+def production_change_email(pipeline: str, entry: dict, run_id: str, extra: dict | None = None) -> Email:
+    """Email for a promote or rollback made by hand (model operations DAG or command line)."""
+    tag = EVENTS["production_changed"][0]
+    subject = (f"[ml:{pipeline}] {tag} by {entry['action']}: {entry['from'] or '-'} -> {entry['to']} "
+               f"(by {entry['actor']})")
+    facts = [("pipeline", pipeline), ("action", entry["action"]), ("from", entry["from"]), ("to", entry["to"]),
+             ("who", entry["actor"]), ("reason", entry["reason"]), ("when", entry["time"]), ("run", run_id)]
+    if extra and extra.get("metrics"):
+        facts.append((f"{extra['metric']} of {entry['to']}", _fmt(extra["metrics"].get(extra["metric"]))))
+    return Email(subject, _wrap("production_changed", subject, facts))
 
 
 def task_failure_email(pipeline: str, dag_id: str, task_id: str, run_id: str, ds: str | None,

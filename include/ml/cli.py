@@ -242,15 +242,7 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
 
     registry = registry_for(get_pipeline(args.pipeline))
     current = registry.production()
-    target = args.to
-    if target is None:
-        # Walk back through promotions: a rollback entry is not a version to return to.
-        previous = [e["from"] for e in registry.audit()
-                    if e["action"] == "promote" and e["to"] == current and e["from"]]
-        if not previous:
-            raise PipelineError(f"production is {current or 'empty'} and has no earlier version to roll back to; "
-                                "name one with --to VERSION")
-        target = previous[-1]
+    target = args.to or registry.rollback_target()
     entry = registry.set_production(target, expected=current, actor=_actor(), reason=args.reason,
                                     action="rollback")
     _emit(args, entry, f"rolled back: production {entry['from']} -> {entry['to']} ({entry['reason']})")

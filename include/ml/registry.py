@@ -139,6 +139,16 @@ class ModelRegistry:
                 return version
         return None
 
+    def rollback_target(self) -> str:
+        """The version production replaced: walking back through promotions, never to a version a
+        rollback just left. Raises :class:`RegistryError` when there is none."""
+        current = self.production()
+        previous = [e["from"] for e in self.audit() if e["action"] == "promote" and e["to"] == current and e["from"]]
+        if not previous:
+            raise RegistryError(f"production is {current or 'empty'} and has no earlier version to roll back to; "
+                                "name one explicitly")
+        return previous[-1]
+
     def find_equivalent(self, logical_date: str, data_sha256: str, config_hash: str) -> str | None:
         """A version trained earlier for the same logical date, on the same data, with the same config."""
         for version in reversed(self.versions()):

@@ -55,6 +55,40 @@ def test_training_dag_is_set_up_for_unattended_daily_runs(dagbag, dag_id):
         assert task.on_failure_callback, f"{task.task_id} fails silently"
 
 
+def test_every_dag_in_the_bundle_has_tags_an_owner_retries_and_failure_emails(dagbag):
+    assert "ml_model_ops" in dagbag.dags
+    for dag in dagbag.dags.values():
+        assert dag.tags, f"{dag.dag_id} has no tags"
+        assert dag.doc_md, f"{dag.dag_id} has no docs"
+        for task in dag.tasks:
+            assert task.owner and task.owner != "airflow", f"{dag.dag_id}.{task.task_id} has no owner"
+            assert task.retries >= 2, f"{dag.dag_id}.{task.task_id} has {task.retries} retries"
+            assert task.on_failure_callback, f"{dag.dag_id}.{task.task_id} fails silently"
+
+
+def test_model_ops_trigger_form_offers_the_pipelines_and_refuses_non_versions_in_the_form(dagbag):
+    from airflow.sdk.definitions.param import ParamsDict
+
+    dag = dagbag.dags["ml_model_ops"]
+    assert dag.schedule is None
+    params = dag.params
+    assert params.get_param("pipeline").schema["enum"] == sorted(c.name for c in load_all())
+    assert params.get_param("action").schema["enum"] == ["promote", "rollback"]
+    def form(**values) -> dict:
+        filled = ParamsDict({k: params.get_param(k) for k in params})
+        for key, value in {"reason": "a reason", **values}.items():
+            filled[key] = value
+        return filled.validate()
+
+    assert form(version="v0002")["version"] == "v0002"
+    assert form(version="")["version"] == ""  # a rollback to the version production replaced
+    for bad in ("../../etc", "v1", "latest"):
+        with pytest.raises(Exception, match="does not match"):
+            form(version=bad)
+    with pytest.raises(Exception, match="too short"):
+        form(reason="")
+
+
 @pytest.mark.parametrize("dag_id", _dag_ids())
 def test_drift_check_branches_to_promote_hold_or_reject_and_report_survives_skips(dagbag, dag_id):
     dag = dagbag.dags[dag_id]

@@ -1,0 +1,124 @@
+"""
+### ML model operations: promote or roll back a production model by hand
+
+Trigger with the form: choose the **pipeline**, the **action** and, for `promote` (optional for
+`rollback`), the **version**, and give a **reason** (kept in the audit log and the email).
+
+- `promote`: point production at a registered version (e.g. a candidate held for drift).
+- `rollback`: point production back at the version it replaced, or at the version given.
+
+The request is checked against the registry first (`check_request`): a version that does not
+exist, or anything that is not a version id, is refused with a clear message and nothing
+changes. The switch is a compare-and-swap: if production moved meanwhile, nothing changes.
+A change emits the pipeline's production-model Asset event and an email. The same operations
+on the command line: `python -m include.ml models promote|rollback|history`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from airflow.sdk import Param, dag, get_current_context, task
+
+from include.airflow_alerts import ProductionChangeEmail, TaskFailureEmail
+from include.airflow_assets import PRODUCTION_CHANGE, event_extra, production_asset
+from include.ml.config import load_all
+
+CONFIGS = {c.name: c for c in load_all()}
+RECIPIENTS = sorted({address for c in CONFIGS.values() for address in c.alerts.email})
+SENDER = next(iter(CONFIGS.values())).alerts.from_email
+
+
+def _registry(pipeline: str):
+    from include.ml.training import registry_for
+
+    return registry_for(CONFIGS[pipeline])
+
+
+@dag(
+    dag_id=Path(__file__).stem,
+    description=__doc__.strip().splitlines()[0].removeprefix("### "),
+    schedule=None,
+    start_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["ml", "operations"],
+    doc_md=__doc__,
+    default_args={
+        "owner": "ml-platform",
+        "retries": 2,
+        "retry_delay": dt.timedelta(seconds=30),
+        "retry_exponential_backoff": 2.0,
+        "on_failure_callback": TaskFailureEmail("model-ops", RECIPIENTS, SENDER),
+    },
+    params={
+        "pipeline": Param(next(iter(CONFIGS)), type="string", enum=sorted(CONFIGS), title="Pipeline",
+                          description="the pipeline whose production model changes"),
+        "action": Param("rollback", type="string", enum=["promote", "rollback"], title="Action",
+                        description="promote a registered version, or roll back production"),
+        "version": Param("", type="string", pattern=r"^(v[0-9]{4,})?$", title="Version",
+                         description="version id such as v0003: required to promote; for a rollback, "
+                                     "empty means the version production replaced"),
+        "reason": Param("", type="string", minLength=3, title="Reason",
+                        description="why: kept in the audit log and sent in the email"),
+    },
+)
+def ml_model_ops() -> None:
+    @task
+    def check_request() -> dict:
+        """Refuse an unknown pipeline, a malformed or unknown version, or an empty reason, before any change."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.ml.errors import RegistryError
+
+        params = get_current_context()["params"]
+        pipeline, action = params["pipeline"], params["action"]
+        version, reason = (params.get("version") or "").strip(), (params.get("reason") or "").strip()
+        if pipeline not in CONFIGS:
+            raise AirflowFailException(f"unknown pipeline {pipeline!r}; known: {sorted(CONFIGS)}")
+        if len(reason) < 3:
+            raise AirflowFailException("a reason is required (at least 3 characters): it goes into the audit log")
+        registry = _registry(pipeline)
+        try:
+            if action == "promote":
+                if not version:
+                    raise RegistryError("promote needs a version, e.g. v0003 (python -m include.ml models list)")
+                registry.check_version_id(version)
+                target = version
+            elif action == "rollback":
+                target = registry.check_version_id(version).name if version else registry.rollback_target()
+            else:
+                raise RegistryError(f"unknown action {action!r}; expected promote or rollback")
+        except RegistryError as error:
+            raise AirflowFailException(f"request refused, production unchanged: {error}") from error
+        current = registry.production()
+        if target == current:
+            raise AirflowFailException(f"{target} is already production for {pipeline}; nothing to do")
+        return {"pipeline": pipeline, "action": action, "from": current, "to": target, "reason": reason}
+
+    @task(outlets=[PRODUCTION_CHANGE],
+          on_success_callback=ProductionChangeEmail("model-ops", RECIPIENTS, SENDER))
+    def switch_production(plan: dict) -> dict:
+        """Compare-and-swap the production pointer; record the Asset event of the pipeline's model."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from include.ml.errors import RegistryError
+
+        context = get_current_context()
+        dag_run = context["dag_run"]
+        actor = f"{getattr(dag_run, 'triggering_user_name', None) or 'unknown user'} via {context['run_id']}"
+        registry = _registry(plan["pipeline"])
+        try:
+            entry = registry.set_production(plan["to"], expected=plan["from"], actor=actor,
+                                            reason=plan["reason"], action=plan["action"])
+        except RegistryError as error:
+            raise AirflowFailException(str(error)) from error
+        extra = event_extra(registry, plan["to"], plan["action"], actor)
+        context["outlet_events"][PRODUCTION_CHANGE].add(production_asset(plan["pipeline"]), extra=extra)
+        return {"pipeline": plan["pipeline"], "entry": entry, "extra": extra}
+
+    switch_production(check_request())
+
+
+ml_model_ops()
