@@ -146,7 +146,7 @@ class ModelRegistry:
         previous = [e["from"] for e in self.audit() if e["action"] == "promote" and e["to"] == current and e["from"]]
         if not previous:
             raise RegistryError(f"production is {current or 'empty'} and has no earlier version to roll back to; "
-                                "name one explicitly")
+                                "name one explicitly (--to VERSION on the command line)")
         return previous[-1]
 
     def find_equivalent(self, logical_date: str, data_sha256: str, config_hash: str) -> str | None:

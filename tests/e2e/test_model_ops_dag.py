@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 import joblib
 import pytest
 from sklearn.dummy import DummyClassifier
@@ -95,7 +93,7 @@ def test_a_version_that_is_not_registered_is_refused_and_nothing_changes(ops_dag
 
 def test_a_request_without_a_reason_is_refused(ops_dag, registry):
     try:
-        dag_run, states = trigger(ops_dag, pipeline="credit_default", action="rollback", version="", reason="")
+        _, states = trigger(ops_dag, pipeline="credit_default", action="rollback", version="", reason="")
     except Exception as refused:
         assert "reason" in str(refused).lower() or "minLength" in str(refused)
     else:

@@ -622,7 +622,7 @@ def test_rollback_of_the_first_model_has_nowhere_to_go(capsys, three_versions):
     code, _, err = run(capsys, "models", "rollback", "--reason", "bad")
 
     assert code == 1
-    assert "production is v0001 and has no earlier version to roll back to; name one with --to VERSION" in err
+    assert "production is v0001 and has no earlier version to roll back to; name one explicitly" in err
     assert three_versions.production() == "v0001"
 
 
