@@ -58,11 +58,17 @@ class TaskFailureEmail(_EmailCallback):
     """``on_failure_callback`` of every task: names DAG, task, run, date and the error."""
 
     def render(self, context: dict[str, Any]) -> alerts.Email:
+        from include.ml.errors import ArtifactIntegrityError
+
         ti = context["ti"]
+        exception = context.get("exception")
+        tampered = isinstance(exception, ArtifactIntegrityError) or isinstance(
+            getattr(exception, "__cause__", None), ArtifactIntegrityError)
         return alerts.task_failure_email(
             self.pipeline, ti.dag_id, ti.task_id, _run_id(context), context.get("ds"),
-            error=f"{type(context.get('exception')).__name__}: {context.get('exception')}",
+            error=f"{type(exception).__name__}: {exception}",
             try_number=getattr(ti, "try_number", None), log_url=getattr(ti, "log_url", None),
+            event="artifact_tampered" if tampered else "task_failed",
         )
 
 

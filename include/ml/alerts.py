@@ -37,6 +37,13 @@ EVENTS: dict[str, tuple[str, str, str]] = {
         "Nothing, if you made this change. If you did not, check the audit log "
         "(<code>python -m include.ml models history</code>) and roll back (see the runbook).",
     ),
+    "artifact_tampered": (
+        "TAMPERED model artifact",
+        "alert-tampered-model-artifact",
+        "Do not load the file. Production's artifact no longer matches the sha256 recorded at registration: "
+        "roll back to another version (see the runbook), keep the file for investigation, and find out who "
+        "or what wrote to the registry.",
+    ),
     "task_failed": (
         "FAILED task",
         "alert-task-failed",
@@ -132,13 +139,15 @@ def production_change_email(pipeline: str, entry: dict, run_id: str, extra: dict
 
 
 def task_failure_email(pipeline: str, dag_id: str, task_id: str, run_id: str, ds: str | None,
-                       error: str, try_number: int | None = None, log_url: str | None = None) -> Email:
-    """Email for a task that failed (after its retries, or at once for bad input)."""
-    subject = f"[ml:{pipeline}] {EVENTS['task_failed'][0]} {task_id} in {dag_id} ({ds or run_id})"
+                       error: str, try_number: int | None = None, log_url: str | None = None,
+                       event: str = "task_failed") -> Email:
+    """Email for a task that failed (after its retries, or at once for bad input); ``event`` is
+    ``artifact_tampered`` when a model file failed its sha256 check."""
+    subject = f"[ml:{pipeline}] {EVENTS[event][0]} {task_id} in {dag_id} ({ds or run_id})"
     facts = [("pipeline", pipeline), ("DAG", dag_id), ("task", task_id), ("run", run_id),
              ("logical date", ds), ("try", try_number), ("log", log_url)]
     extra = f"<h3>Error</h3><pre>{html.escape(error)}</pre>"
-    return Email(subject, _wrap("task_failed", subject, facts, extra))
+    return Email(subject, _wrap(event, subject, facts, extra))
 
 
 def run_failure_email(pipeline: str, dag_id: str, run_id: str, ds: str | None,

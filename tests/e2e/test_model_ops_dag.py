@@ -99,3 +99,17 @@ def test_a_request_without_a_reason_is_refused(ops_dag, registry):
     else:
         assert states["check_request"] == "failed"
     assert registry.production() == "v0003"
+
+
+def test_the_runbook_rollback_command_rolls_production_back(airflow_db, registry):
+    import os
+    import shlex
+    import subprocess
+
+    runbook = (ROOT / "RUNBOOK.md").read_text()
+    command = next(line for line in runbook.splitlines() if line.startswith("bin/airflow dags test ml_model_ops"))
+    result = subprocess.run(shlex.split(command), cwd=ROOT, env=dict(os.environ), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert registry.production() == "v0002"
+    assert registry.audit()[-1]["reason"] == "v0003 misbehaves in production"

@@ -201,3 +201,39 @@ def test_airflow_dags_test_command_from_the_readme_runs_the_pipeline(airflow_db,
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert registry_for(config).production() == "v0001"
     assert [h["branch"] for h in run_history(config)] == ["promote"]
+
+
+def test_a_tampered_production_artifact_stops_the_run_and_sends_the_tampered_alert(dags, ml_home, smtp_inbox):
+    config = get_pipeline("credit_default")
+    dag = dags[config.dag_id]
+    write_batches(config, START, 2, rows=1000)
+    run_dag(dag, START)
+    registry = registry_for(config)
+    artifact = registry.versions_dir / "v0001" / "model.joblib"
+    artifact.write_bytes(artifact.read_bytes() + b"tampered")
+    smtp_inbox.clear()
+
+    dag_run, states = run_dag(dag, START + dt.timedelta(days=1))
+    assert str(dag_run.state) == "failed"
+    assert states["evaluate"] == "failed"
+    assert registry.production() == "v0001"
+    assert registry.versions() == ["v0001"]
+    email = smtp_inbox.wait_for("TAMPERED model artifact evaluate")
+    assert "will not be loaded" in body_of(email)
+    assert "#alert-tampered-model-artifact" in body_of(email)
+
+
+def test_a_promotion_records_the_production_asset_event_with_version_and_metrics(dags, ml_home):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    config = get_pipeline("credit_default")
+    write_batches(config, START, 1, rows=1000)
+    dag_run, _ = run_dag(dags[config.dag_id], START)
+    with create_session() as session:
+        events = [e.extra for e in session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                  .filter(AssetModel.name == "ml_production_model__credit_default",
+                          AssetEvent.source_run_id == dag_run.run_id)]
+    assert len(events) == 1
+    assert events[0]["version"] == "v0001" and events[0]["changed"] is True
+    assert 0.7 < events[0]["metrics"]["roc_auc"] < 1
