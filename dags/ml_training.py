@@ -107,7 +107,9 @@ def build_training_dag(config: PipelineConfig) -> DAG:
             @task(task_id=branch, on_success_callback=outcome_email, outlets=[asset] if branch == "promote" else [])
             def _conclude() -> dict:
                 context = get_current_context()
-                outcome = _run(steps.conclude, config, branch, context["run_id"], context["ds"])
+                bundle = getattr(context["ti"], "bundle_instance", None)  # a versioned bundle pins the code
+                outcome = _run(steps.conclude, config, branch, context["run_id"], context["ds"],
+                               bundle_version=getattr(bundle, "version", None))
                 if branch == "promote":
                     context["outlet_events"][asset].extra = {
                         **event_extra(steps.registry_for(config), outcome["version"], "promote", context["run_id"]),

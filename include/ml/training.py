@@ -255,8 +255,12 @@ def _library_versions() -> dict[str, str | None]:
     return versions
 
 
-def register_candidate(config: PipelineConfig, workspace: Path, run_id: str, ds: str, decision: str) -> str:
-    """Register the run's candidate with its full metadata and return the version id (reused on retry)."""
+def register_candidate(config: PipelineConfig, workspace: Path, run_id: str, ds: str, decision: str,
+                       bundle_version: str | None = None) -> str:
+    """Register the run's candidate with its full metadata and return the version id (reused on retry).
+
+    The code version is the DAG bundle's version when the orchestrator knows it (a versioned Git
+    bundle pins DAGs and ML code together), else the repository's git commit."""
     evaluation = _read(workspace, "evaluation.json")
     metadata = {
         "pipeline": config.name, "run_id": run_id, "logical_date": ds, "decision": decision,
@@ -275,14 +279,16 @@ def register_candidate(config: PipelineConfig, workspace: Path, run_id: str, ds:
         "data": _read(workspace, "extract.json"), "training": _read(workspace, "training.json"),
         "features": _read(workspace, "features.json")["features"],
         "config": config.model_dump(mode="json"), "config_hash": config.config_hash(),
-        "seed": config.model.seed, "code_version": _code_version(),
+        "seed": config.model.seed, "code_version": bundle_version or _code_version(),
+        "code_version_source": "dag_bundle" if bundle_version else "git",
         "python": platform.python_version(), "libraries": _library_versions(),
     }
     return registry_for(config).register(
         workspace / "candidate.joblib", metadata, _read(workspace, "reference_profile.json"))
 
 
-def conclude(config: PipelineConfig, workspace: Path, branch: str, run_id: str, ds: str) -> dict:
+def conclude(config: PipelineConfig, workspace: Path, branch: str, run_id: str, ds: str,
+             bundle_version: str | None = None) -> dict:
     """Carry out a branch: register the candidate, and for ``promote`` switch production to it.
 
     Idempotent: a retry of this run reuses the version it registered and finishes a switch it had
@@ -297,7 +303,7 @@ def conclude(config: PipelineConfig, workspace: Path, branch: str, run_id: str, 
     extracted = _read(workspace, "extract.json")
     earlier = None if registry.find_by_run(run_id) else registry.find_equivalent(
         ds, extracted["sha256"], config.config_hash())
-    version = earlier or register_candidate(config, workspace, run_id, ds, decided)
+    version = earlier or register_candidate(config, workspace, run_id, ds, decided, bundle_version)
     before = decision["production_before"]
     switched = False
     if branch == "promote" and earlier is None and registry.production() != version:
