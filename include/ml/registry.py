@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
+import io
 import json
 import os
 import re
@@ -111,11 +113,30 @@ class ModelRegistry:
         """The production pointer record (version, since, actor, reason) or None."""
         return json.loads(self.pointer_path.read_text()) if self.pointer_path.exists() else None
 
-    def audit(self) -> list[dict]:
-        """Every production switch, oldest first."""
+    def _audit_file(self) -> list[dict]:
         if not self.audit_path.exists():
             return []
         return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
+
+    def _unlogged_switch(self) -> dict | None:
+        """The pointer's own record of its last switch when a crash kept it out of the audit log."""
+        pointer = self.pointer()
+        entry = (pointer or {}).get("entry")
+        if entry is None:
+            return None
+        logged = self._audit_file()
+        return None if logged and logged[-1] == entry else entry
+
+    def audit(self) -> list[dict]:
+        """Every production switch, oldest first (including one a crash kept out of the log file)."""
+        pending = self._unlogged_switch()
+        return self._audit_file() + ([pending] if pending else [])
+
+    def _append_audit(self, entry: dict) -> None:
+        with open(self.audit_path, "a") as handle:
+            handle.write(json.dumps(entry) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def load(self, version: str):
         """Load a version's model after checking its sha256; :class:`ArtifactIntegrityError` if it changed."""
@@ -123,14 +144,15 @@ class ModelRegistry:
 
         folder = self.check_version_id(version)
         expected = self.metadata(version)["artifact"]["sha256"]
-        actual = sha256_file(folder / ARTIFACT)
+        payload = (folder / ARTIFACT).read_bytes()  # hash and load the same bytes: no swap in between
+        actual = hashlib.sha256(payload).hexdigest()
         if actual != expected:
             raise ArtifactIntegrityError(
                 f"model artifact {folder / ARTIFACT} has sha256 {actual[:12]}…, but version {version} was "
                 f"registered with {expected[:12]}…: the file was changed after registration and will not be "
                 f"loaded. Roll back to another version or retrain; keep the file for investigation."
             )
-        return joblib.load(folder / ARTIFACT)
+        return joblib.load(io.BytesIO(payload))
 
     def find_by_run(self, run_id: str) -> str | None:
         """The version a run already registered (so a retried task reuses it), if any."""
@@ -186,7 +208,7 @@ class ModelRegistry:
                     return existing  # a concurrent attempt of the same run registered first
                 versions = self.versions()
                 version = f"v{(int(versions[-1][1:]) + 1 if versions else 1):04d}"
-                write_json_atomic(staging / METADATA, {"version": version, **record})
+                write_json_atomic(staging / METADATA, {**record, "version": version})
                 os.rename(staging, self.versions_dir / version)
             return version
         finally:
@@ -203,6 +225,8 @@ class ModelRegistry:
             raise RegistryError("a reason is required to change the production model")
         self.check_version_id(version)
         with self._locked():
+            if pending := self._unlogged_switch():
+                self._append_audit(pending)  # a switch killed between pointer and log: log it now
             current = self.production()
             if current != expected:
                 raise RegistryError(
@@ -211,10 +235,8 @@ class ModelRegistry:
                 )
             entry = {"time": _now(), "action": action, "from": current, "to": version,
                      "actor": actor, "reason": reason}
+            # the pointer carries its own audit entry, so a crash before the log line is repaired
             write_json_atomic(self.pointer_path, {"version": version, "since": entry["time"],
-                                                  "actor": actor, "reason": reason})
-            with open(self.audit_path, "a") as handle:
-                handle.write(json.dumps(entry) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+                                                  "actor": actor, "reason": reason, "entry": entry})
+            self._append_audit(entry)
         return entry
