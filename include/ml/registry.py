@@ -203,6 +203,7 @@ class ModelRegistry:
                 "registered_at": _now(),
             }
             write_json_atomic(staging / PROFILE, profile)
+            record["reference_profile"] = {"file": PROFILE, "sha256": sha256_file(staging / PROFILE)}
             with self._locked():
                 if run_id and (existing := self.find_by_run(run_id)):
                     return existing  # a concurrent attempt of the same run registered first
