@@ -1,6 +1,6 @@
 """Command line: ``python -m include.ml <command>``, the same functions the DAGs call.
 
-Commands: simulate, config check, validate, drift, train, models list|show|promote|rollback|history, runs.
+Commands: simulate, config check, validate, drift, train, score, models list|show|promote|rollback|history, runs.
 Exit status: 0 done, 1 the input or the registry refused (message on stderr), 2 bad usage.
 """
 
@@ -161,6 +161,28 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"{_fmt(evaluation['champion_score'])}); gates "
             + ("passed" if evaluation["gates"]["passed"] else "failed: " + "; ".join(evaluation["gates"]["reasons"])))
     _emit(args, data, text)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from include.ml.config import FeatureSpec
+    from include.ml.scoring import score_file
+    from include.ml.training import registry_for
+
+    config = get_pipeline(args.pipeline)
+    registry = registry_for(config)
+    version = args.version or registry.production()
+    if version is None:
+        raise PipelineError(f"pipeline {config.name!r} has no production model yet; pass --version")
+    model = registry.load(version)  # sha256 checked
+    features = [FeatureSpec.model_validate(f) for f in registry.metadata(version)["features"]]
+    summary = score_file(model, version, config, features, Path(args.input), Path(args.output),
+                         chunk_rows=args.chunk_rows or config.scoring.chunk_rows,
+                         max_reject_share=config.scoring.max_reject_share)
+    text = (f"scored {summary.scored} of {summary.rows} rows with {version} in {summary.chunks} chunk(s) -> "
+            f"{summary.output}" + (f"; {summary.rejected} rejected -> {summary.rejects} ({summary.reject_reasons})"
+                                   if summary.rejected else "; no rejects"))
+    _emit(args, summary.to_dict(), text)
     return 0
 
 
@@ -326,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="version to roll back to (default: the one production replaced)")
     p.add_argument("--reason", required=True, help="why (kept in the audit log)")
     add("history", cmd_models_history, "every production switch: time, from, to, actor, reason", parent=models)
+
+    p = add("score", cmd_score, "score a CSV or Parquet file in chunks with the production model (or --version)")
+    p.add_argument("--input", required=True, help="CSV or Parquet file to score")
+    p.add_argument("--output", required=True, help="predictions Parquet file (rejects go beside it)")
+    p.add_argument("--version", help="model version (default: production)")
+    p.add_argument("--chunk-rows", type=_positive, help="rows per chunk (default: config scoring.chunk_rows)")
 
     p = add("runs", cmd_runs, "recent training runs: version, metric, drift, branch, production")
     p.add_argument("--last", type=int, default=30, help="how many runs (default 30)")

@@ -182,6 +182,11 @@ class DriftConfig(_Strict):
         return self.thresholds[statistic]
 
 
+class ScoringConfig(_Strict):
+    chunk_rows: int = Field(default=100_000, ge=100, description="rows read, validated and predicted at a time")
+    max_reject_share: float = Field(default=0.01, ge=0, le=1, description="above this share of bad rows, fail")
+
+
 class AlertConfig(_Strict):
     email: list[str] = Field(min_length=1)
     from_email: str = "ml-pipeline@localhost"
@@ -222,6 +227,7 @@ class PipelineConfig(_Strict):
     drift: DriftConfig = DriftConfig()
     alerts: AlertConfig
     registry: str
+    scoring: ScoringConfig = ScoringConfig()
     simulation: SimulationConfig | None = None
     airflow: AirflowSettings = AirflowSettings()
 

@@ -1,0 +1,182 @@
+"""Batch scoring with bounded memory: stream a file in chunks, reject bad rows with a reason, write
+predictions to Parquet atomically.
+
+Each chunk is validated row by row against the model's features (numbers that are not numbers,
+infinities, values outside a declared range or allowed list); rows that fail go to a rejects file
+with their reason, the rest are predicted. Output and rejects are written under temporary names
+and renamed into place at the end; when rejects exceed ``max_reject_share`` nothing is published.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from include.ml.config import FeatureSpec, PipelineConfig
+from include.ml.drift import level_label
+from include.ml.errors import BatchReadError, InputDataError
+
+
+class TooManyRejectsError(InputDataError):
+    """More rows failed validation than the pipeline allows; no output was published."""
+
+
+@dataclass
+class ScoringSummary:
+    """What a scoring run did: rows in, predicted, rejected (by reason), the prediction distribution."""
+
+    input: str
+    output: str
+    rejects: str | None
+    version: str
+    rows: int = 0
+    scored: int = 0
+    rejected: int = 0
+    reject_reasons: dict[str, int] = field(default_factory=dict)
+    chunks: int = 0
+    prediction_mean: float | None = None
+    prediction_histogram: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    """DataFrames of at most ``chunk_rows`` rows, streamed from a Parquet (record batches) or CSV file."""
+    path = Path(path)
+    if not path.is_file():
+        raise BatchReadError(f"scoring input {path} does not exist")
+    try:
+        if path.suffix in {".parquet", ".pq"}:
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield batch.to_pandas()
+        else:
+            yield from pd.read_csv(path, chunksize=chunk_rows, low_memory=False)
+    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+        raise BatchReadError(f"scoring input {path} cannot be read: {exc}") from exc
+
+
+def _row_problems(chunk: pd.DataFrame, features: list[FeatureSpec]) -> tuple[pd.DataFrame, pd.Series]:
+    """The chunk with numeric features as float and levels as text, and each row's first problem ('' if none)."""
+    clean = chunk.copy()
+    problem = pd.Series("", index=chunk.index, dtype=object)
+
+    def flag(mask: pd.Series, reason: str) -> None:
+        problem[mask & (problem == "")] = reason
+
+    for spec in features:
+        raw = chunk[spec.name]
+        if spec.type == "numeric":
+            numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
+            flag(numbers.isna() & raw.notna(), f"{spec.name}: not a number")
+            flag(pd.Series(np.isinf(numbers), index=chunk.index), f"{spec.name}: infinite")
+            if spec.min is not None:
+                flag(numbers < spec.min, f"{spec.name}: below minimum {spec.min:g}")
+            if spec.max is not None:
+                flag(numbers > spec.max, f"{spec.name}: above maximum {spec.max:g}")
+            clean[spec.name] = numbers
+        else:
+            present = raw.notna()
+            labels = raw.map(level_label, na_action="ignore").astype(object).where(present, np.nan)
+            if spec.allowed is not None:
+                flag(present & ~labels.isin(spec.allowed), f"{spec.name}: not an allowed level")
+            clean[spec.name] = labels
+    return clean, problem
+
+
+def score_file(model, version: str, config: PipelineConfig, features: list[FeatureSpec], source: Path,
+               output: Path, chunk_rows: int = 100_000, max_reject_share: float = 0.01) -> ScoringSummary:
+    """Score ``source`` chunk by chunk with ``model``; write predictions to ``output`` (Parquet) and
+    rejected rows, with their reason, to ``<output stem>.rejects.parquet``.
+
+    Predictions carry the id columns, ``prediction``, ``proba_<class>`` for classifiers,
+    ``model_version`` and ``scored_at``. Raises :class:`TooManyRejectsError` (nothing published)
+    when more than ``max_reject_share`` of the rows are rejected.
+    """
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    rejects_path = output.with_name(f"{output.stem}.rejects.parquet")
+    token = uuid.uuid4().hex
+    tmp_output = output.with_name(f".{output.name}.{token}.tmp")
+    tmp_rejects = rejects_path.with_name(f".{rejects_path.name}.{token}.tmp")
+    names = [f.name for f in features]
+    summary = ScoringSummary(input=str(source), output=str(output), rejects=None, version=version)
+    writers: dict[str, pq.ParquetWriter] = {}
+    histogram = np.zeros(10, dtype=np.int64)
+    total = 0.0
+    scored_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    try:
+        for chunk in iter_chunks(source, chunk_rows):
+            missing = sorted(set(names + config.id_columns) - set(chunk.columns))
+            if missing:
+                raise InputDataError(f"scoring input {source} lacks column(s) {missing} the model {version} needs")
+            summary.chunks += 1
+            summary.rows += len(chunk)
+            clean, problem = _row_problems(chunk, features)
+            bad = problem != ""
+            if bad.any():
+                rejected = chunk[bad].astype(str).assign(reject_reason=problem[bad].to_numpy())
+                _write(writers, "rejects", tmp_rejects, rejected)
+                for reason, count in problem[bad].value_counts().items():
+                    summary.reject_reasons[reason] = summary.reject_reasons.get(reason, 0) + int(count)
+                summary.rejected += int(bad.sum())
+            good = clean[~bad]
+            if good.empty:
+                continue
+            predictions = pd.DataFrame({c: good[c].to_numpy() for c in config.id_columns})
+            x = good[names]
+            predicted = model.predict(x)
+            predictions["prediction"] = predicted
+            if config.task == "classification":
+                proba = model.predict_proba(x)
+                for index, label in enumerate(model.classes_):
+                    predictions[f"proba_{label}"] = proba[:, index]
+                score = proba[:, -1]
+            else:
+                score = np.asarray(predicted, dtype=float)
+            predictions["model_version"] = version
+            predictions["scored_at"] = scored_at
+            _write(writers, "predictions", tmp_output, predictions)
+            summary.scored += len(good)
+            total += float(np.sum(score))
+            if config.task == "classification":
+                histogram += np.histogram(score, bins=10, range=(0.0, 1.0))[0]
+        share = summary.rejected / summary.rows if summary.rows else 0.0
+        if share > max_reject_share:
+            raise TooManyRejectsError(
+                f"{summary.rejected} of {summary.rows} rows of {source} ({share:.1%}) failed validation, more "
+                f"than the allowed {max_reject_share:.1%}; nothing was published. Reasons: {summary.reject_reasons}"
+            )
+        for writer in writers.values():
+            writer.close()
+        writers.clear()
+        if not tmp_output.exists():  # every row rejected (within the allowed share) or an empty input
+            pq.write_table(pa.table({"prediction": pa.array([], pa.float64())}), tmp_output)
+        os.replace(tmp_output, output)
+        if tmp_rejects.exists():
+            os.replace(tmp_rejects, rejects_path)
+            summary.rejects = str(rejects_path)
+        summary.prediction_mean = total / summary.scored if summary.scored else None
+        summary.prediction_histogram = {f"{i / 10:.1f}-{(i + 1) / 10:.1f}": int(c) for i, c in enumerate(histogram)}
+        return summary
+    finally:
+        for writer in writers.values():
+            writer.close()
+        for leftover in (tmp_output, tmp_rejects):
+            leftover.unlink(missing_ok=True)
+
+
+def _write(writers: dict[str, pq.ParquetWriter], key: str, path: Path, frame: pd.DataFrame) -> None:
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if key not in writers:
+        writers[key] = pq.ParquetWriter(path, table.schema)
+    writers[key].write_table(table.cast(writers[key].schema))
