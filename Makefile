@@ -26,7 +26,6 @@ test: install ## lint, then the whole test suite with coverage (fails under 80%)
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check include dags tests || true
 
 airflow: install ## Airflow UI and scheduler on http://localhost:8080 with this bundle (airflow standalone)
 	bin/airflow db migrate >/dev/null

@@ -17,17 +17,21 @@ on the command line: `python -m include.ml models promote|rollback|history`.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from pathlib import Path
 
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.airflow_alerts import ProductionChangeEmail, TaskFailureEmail
 from include.airflow_assets import PRODUCTION_CHANGE, event_extra, production_asset
-from include.ml.config import load_all
+from include.ml.config import AlertConfig, load_each
 
-CONFIGS = {c.name: c for c in load_all()}
-RECIPIENTS = sorted({address for c in CONFIGS.values() for address in c.alerts.email})
-SENDER = next(iter(CONFIGS.values())).alerts.from_email
+_configs, _errors = load_each()  # a broken pipeline config must not take the rollback tool down
+CONFIGS = {c.name: c for c in _configs}
+RECIPIENTS = sorted({address for c in CONFIGS.values() for address in c.alerts.email}) or ["ml-oncall@example.com"]
+SENDER = next((c.alerts.from_email for c in CONFIGS.values()), AlertConfig.model_fields["from_email"].default)
+for _error in _errors:
+    logging.getLogger(__name__).error("pipeline config skipped: %s", _error)
 
 
 def _registry(pipeline: str):
@@ -53,7 +57,7 @@ def _registry(pipeline: str):
         "on_failure_callback": TaskFailureEmail("model-ops", RECIPIENTS, SENDER),
     },
     params={
-        "pipeline": Param(next(iter(CONFIGS)), type="string", enum=sorted(CONFIGS), title="Pipeline",
+        "pipeline": Param(min(CONFIGS, default=""), type="string", enum=sorted(CONFIGS) or [""], title="Pipeline",
                           description="the pipeline whose production model changes"),
         "action": Param("rollback", type="string", enum=["promote", "rollback"], title="Action",
                         description="promote a registered version, or roll back production"),

@@ -22,14 +22,15 @@ See RUNBOOK.md for what each alert means.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from airflow.sdk import DAG, dag, get_current_context, task
 
 from include.airflow_alerts import OutcomeEmail, RunFailureEmail, TaskFailureEmail
-from include.airflow_assets import event_extra, production_asset
+from include.airflow_assets import PRODUCTION_CHANGE, event_extra, production_asset
 from include.ml import training as steps
-from include.ml.config import PipelineConfig, load_all
+from include.ml.config import PipelineConfig, load_each
 
 
 def _run(step, config: PipelineConfig, *args: Any, **kwargs: Any) -> dict:
@@ -45,6 +46,16 @@ def _run(step, config: PipelineConfig, *args: Any, **kwargs: Any) -> dict:
         return step(config, workspace, *args, **kwargs)
     except (InputDataError, ConfigError, RegistryError) as error:
         raise AirflowFailException(str(error)) from error
+
+
+def _ds(context) -> str:
+    """The logical date as YYYY-MM-DD; a run triggered without one cannot pick a batch."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    if not context.get("ds"):
+        raise AirflowFailException("this run has no logical date, so no batch can be chosen: trigger it with a "
+                                   "logical date (the date of the batch to train on)")
+    return context["ds"]
 
 
 def build_training_dag(config: PipelineConfig) -> DAG:
@@ -81,7 +92,7 @@ def build_training_dag(config: PipelineConfig) -> DAG:
     def training() -> None:
         @task
         def extract() -> dict:
-            return _run(steps.extract, config, get_current_context()["ds"])
+            return _run(steps.extract, config, _ds(get_current_context()))
 
         @task
         def validate(extracted: dict) -> dict:
@@ -102,18 +113,17 @@ def build_training_dag(config: PipelineConfig) -> DAG:
             return decision["branch"]
 
         def conclude(branch: str):
-            asset = production_asset(config.name)
-
-            @task(task_id=branch, on_success_callback=outcome_email, outlets=[asset] if branch == "promote" else [])
+            # through the alias, so an event is recorded only when production really changed
+            @task(task_id=branch, on_success_callback=outcome_email,
+                  outlets=[PRODUCTION_CHANGE] if branch == "promote" else [])
             def _conclude() -> dict:
                 context = get_current_context()
                 bundle = getattr(context["ti"], "bundle_instance", None)  # a versioned bundle pins the code
-                outcome = _run(steps.conclude, config, branch, context["run_id"], context["ds"],
+                outcome = _run(steps.conclude, config, branch, context["run_id"], _ds(context),
                                bundle_version=getattr(bundle, "version", None))
-                if branch == "promote":
-                    context["outlet_events"][asset].extra = {
-                        **event_extra(steps.registry_for(config), outcome["version"], "promote", context["run_id"]),
-                        "changed": outcome["switched"]}
+                if outcome["switched"]:
+                    extra = event_extra(steps.registry_for(config), outcome["version"], "promote", context["run_id"])
+                    context["outlet_events"][PRODUCTION_CHANGE].add(production_asset(config.name), extra=extra)
                 return outcome
 
             return _conclude()
@@ -121,7 +131,7 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         @task(trigger_rule="none_failed_min_one_success")
         def report() -> dict:
             context = get_current_context()
-            return _run(steps.report, config, context["run_id"], context["ds"])
+            return _run(steps.report, config, context["run_id"], _ds(context))
 
         branch = drift_check(evaluate(train(validate(extract()))))
         outcomes = [conclude(name) for name in steps.BRANCHES]
@@ -131,5 +141,8 @@ def build_training_dag(config: PipelineConfig) -> DAG:
     return training()
 
 
-for _config in load_all():
+_configs, _errors = load_each()
+for _config in _configs:
     globals()[_config.dag_id] = build_training_dag(_config)
+for _error in _errors:  # the other pipelines keep their DAGs; `python -m include.ml config check` shows this too
+    logging.getLogger(__name__).error("pipeline config skipped: %s", _error)

@@ -66,7 +66,8 @@ class TaskFailureEmail(_EmailCallback):
             getattr(exception, "__cause__", None), ArtifactIntegrityError)
         return alerts.task_failure_email(
             self.pipeline, ti.dag_id, ti.task_id, _run_id(context), context.get("ds"),
-            error=f"{type(exception).__name__}: {exception}",
+            error=f"{type(exception).__name__}: {exception}" if exception is not None
+            else "no exception was recorded (the task was killed or timed out); see the task log",
             try_number=getattr(ti, "try_number", None), log_url=getattr(ti, "log_url", None),
             event="artifact_tampered" if tampered else "task_failed",
         )

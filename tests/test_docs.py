@@ -10,10 +10,11 @@ from include.ml.alerts import EVENTS
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _anchors(markdown: str) -> set[str]:
-    """GitHub-style anchors of a Markdown file's headings."""
-    headings = re.findall(r"^#+\s+(.+)$", markdown, flags=re.MULTILINE)
-    return {re.sub(r"[^a-z0-9 -]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+def _sections(markdown: str) -> dict[str, str]:
+    """Each heading's GitHub-style anchor and the text under it (up to the next heading)."""
+    parts = re.split(r"^#+\s+(.+)$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^a-z0-9 -]", "", heading.strip().lower()).replace(" ", "-"): body
+            for heading, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
 def test_readme_opens_with_the_two_commands():
@@ -23,13 +24,10 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_every_alert_email_links_to_a_runbook_section_that_names_its_subject():
-    runbook = (ROOT / "RUNBOOK.md").read_text()
-    anchors = _anchors(runbook)
+    sections = _sections((ROOT / "RUNBOOK.md").read_text())
     for event, (tag, anchor, _) in EVENTS.items():
-        assert anchor in anchors, f"alert {event!r} links to #{anchor}, which RUNBOOK.md lacks"
-        section = runbook.split(f"### Alert: {anchor.removeprefix('alert-').replace('-', ' ')}", 1)[1]
-        section = section.split("\n### ", 1)[0]
-        assert tag in section, f"runbook section #{anchor} does not name the subject tag {tag!r}"
+        assert anchor in sections, f"alert {event!r} links to #{anchor}, which RUNBOOK.md lacks"
+        assert tag in sections[anchor], f"runbook section #{anchor} does not name the subject tag {tag!r}"
 
 
 def test_ci_entry_point_runs_make_test():

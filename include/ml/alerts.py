@@ -19,6 +19,12 @@ EVENTS: dict[str, tuple[str, str, str]] = {
         "Nothing, unless the new version misbehaves: then roll back with "
         "<code>python -m include.ml models rollback</code> (see the runbook).",
     ),
+    "rerun": (
+        "RERUN, nothing changed",
+        "alert-rerun-nothing-changed",
+        "Nothing: this date was already trained on the same data with the same config, so its version was "
+        "reused and production was not switched again.",
+    ),
     "held": (
         "HOLD (drift)",
         "alert-drift-hold",
@@ -107,8 +113,12 @@ def outcome_email(outcome: dict, drift: dict | None = None, run_url: str | None 
     event = {"promote": "promoted", "hold": "held", "reject": "rejected"}[outcome["branch"]]
     tag = EVENTS[event][0]
     pipeline, ds, version = outcome["pipeline"], outcome["logical_date"], outcome["version"]
+    if event == "promoted" and not outcome.get("switched", True):
+        event, tag = "rerun", EVENTS["rerun"][0]
     subject = {
         "promoted": f"[ml:{pipeline}] {tag}: {version} is now in production ({ds})",
+        "rerun": f"[ml:{pipeline}] {tag}: {version} was already registered for {ds}; production stays "
+        f"{outcome['production_after']}",
         "held": f"[ml:{pipeline}] {tag}: {version} not promoted, production stays "
         f"{outcome['production_after']} ({ds})",
         "rejected": f"[ml:{pipeline}] {tag}: {version} failed the quality gates ({ds})",

@@ -72,7 +72,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from include.ml.train import build_estimator
+
     configs = [get_pipeline(n) for n in args.pipeline] if args.pipeline else load_all()
+    for config in configs:
+        build_estimator(config)  # model.params checked by scikit-learn itself
     data = {c.name: {"task": c.task, "target": c.target, "estimator": c.model.estimator, "metric": c.metric,
                      "dag_id": c.dag_id, "registry": str(c.registry_path)} for c in configs}
     _emit(args, data, "\n".join(f"{n}: ok ({d['task']}, {d['estimator']}, {d['metric']})" for n, d in data.items()))

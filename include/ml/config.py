@@ -268,8 +268,12 @@ class PipelineConfig(_Strict):
         return f"ml_training__{self.name}"
 
     def config_hash(self) -> str:
-        """sha256 of the config's canonical JSON: two runs with the same hash used the same settings."""
-        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        """sha256 of what decides the model (task, target, source, features, validation, model, metric,
+        gates, drift): two runs with the same hash trained and judged the same way. Alerts, schedule
+        and descriptions are left out, so changing a recipient does not make a rerun a new model."""
+        fields = {"task", "target", "id_columns", "source", "features", "validation", "model", "metric", "gates",
+                  "drift"}
+        canonical = json.dumps(self.model_dump(mode="json", include=fields), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -331,8 +335,20 @@ def config_paths(directory: Path | None = None) -> list[Path]:
 
 
 def load_all(directory: Path | None = None) -> list[PipelineConfig]:
-    """Every pipeline config in ``directory`` (default ``include/pipelines``)."""
+    """Every pipeline config in ``directory`` (default ``include/pipelines``); the first bad one raises."""
     return [load_config(p) for p in config_paths(directory)]
+
+
+def load_each(directory: Path | None = None) -> tuple[list[PipelineConfig], list[ConfigError]]:
+    """The configs that load, and the errors of those that do not: one broken file must not take
+    every pipeline's DAG (and the rollback tool) down with it."""
+    configs, errors = [], []
+    for path in config_paths(directory):
+        try:
+            configs.append(load_config(path))
+        except ConfigError as error:
+            errors.append(error)
+    return configs, errors
 
 
 def get_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:

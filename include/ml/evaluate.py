@@ -89,13 +89,16 @@ def paired_bootstrap(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray,
     gates = config.gates
     rng = np.random.default_rng(gates.bootstrap_seed)
     y = np.asarray(y)
-    samples = rng.integers(0, len(y), (gates.bootstrap_resamples, len(y)))
-    if config.metric == "roc_auc":
-        is_positive = y == positive
-        differences = list(_auc_rows(is_positive, candidate, samples) - _auc_rows(is_positive, champion, samples))
-        differences = [d for d in differences if np.isfinite(d)]
-    else:
-        differences = []
+    differences: list[float] = []
+    # resamples in blocks: memory stays ~ block x rows, not resamples x rows
+    block = max(1, min(gates.bootstrap_resamples, 5_000_000 // max(len(y), 1)))
+    for start in range(0, gates.bootstrap_resamples, block):
+        samples = rng.integers(0, len(y), (min(block, gates.bootstrap_resamples - start), len(y)))
+        if config.metric == "roc_auc":
+            is_positive = y == positive
+            found = _auc_rows(is_positive, candidate, samples) - _auc_rows(is_positive, champion, samples)
+            differences.extend(float(d) for d in found if np.isfinite(d))
+            continue
         for rows in samples:
             try:
                 differences.append(metric_value(config.metric, y[rows], candidate[rows], positive)
@@ -131,7 +134,10 @@ def quality_gates(candidate: float, champion: float | None, config: PipelineConf
     delta = None
     if champion is not None:
         delta = candidate - champion
-        if interval is not None:
+        if interval is not None and not np.isfinite(interval["lower"]):
+            reasons.append(f"cannot compare with production: no bootstrap resample of the {config.metric} "
+                           "difference could be computed (the holdout is too small or holds one class)")
+        elif interval is not None:
             # the pessimistic end of the interval, as an improvement (positive = better)
             worst = interval["lower"] if better else -interval["upper"]
             if not worst > -gates.max_regression:

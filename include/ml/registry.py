@@ -165,7 +165,8 @@ class ModelRegistry:
         """The version production replaced: walking back through promotions, never to a version a
         rollback just left. Raises :class:`RegistryError` when there is none."""
         current = self.production()
-        previous = [e["from"] for e in self.audit() if e["action"] == "promote" and e["to"] == current and e["from"]]
+        previous = [e["from"] for e in self.audit()
+                    if e["action"] == "promote" and e["to"] == current and e["from"] and e["from"] != e["to"]]
         if not previous:
             raise RegistryError(f"production is {current or 'empty'} and has no earlier version to roll back to; "
                                 "name one explicitly (--to VERSION on the command line)")
@@ -234,6 +235,8 @@ class ModelRegistry:
                     f"production is {current}, not {expected} as expected: another change won. "
                     f"Nothing was switched; check `python -m include.ml models history` and retry."
                 )
+            if version == current:
+                raise RegistryError(f"{version} is already production; nothing was switched")
             entry = {"time": _now(), "action": action, "from": current, "to": version,
                      "actor": actor, "reason": reason}
             # the pointer carries its own audit entry, so a crash before the log line is repaired

@@ -39,12 +39,17 @@ def build_estimator(config: PipelineConfig):
     if config.model.estimator in _SEEDED:
         params.setdefault("random_state", config.model.seed)
     factory = _ESTIMATORS[(config.task, config.model.estimator)]
+    from sklearn.utils._param_validation import InvalidParameterError
+
     try:
-        return factory(params) if factory.__name__ == "<lambda>" else factory(**params)
-    except TypeError as exc:
+        estimator = factory(params) if factory.__name__ == "<lambda>" else factory(**params)
+        estimator._validate_params()  # sklearn checks values at fit; check them now, with the config's name
+    except (TypeError, InvalidParameterError) as exc:
         raise ConfigError(
-            f"pipeline {config.name!r}: model.params do not fit {config.model.estimator}: {exc}"
+            f"pipeline {config.name!r}: model.params do not fit {config.model.estimator}: {exc}. "
+            f"Fix include/pipelines/{config.name}.yaml"
         ) from None
+    return estimator
 
 
 def build_pipeline(config: PipelineConfig, features: list[FeatureSpec]) -> Pipeline:
@@ -90,6 +95,12 @@ def split(frame: pd.DataFrame, config: PipelineConfig) -> SplitData:
 
 def fit(train: pd.DataFrame, config: PipelineConfig, features: list[FeatureSpec]) -> Pipeline:
     """Fit the configured pipeline on ``train`` (feature columns + target); return the fitted pipeline."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
     model = build_pipeline(config, features)
-    model.fit(train[[f.name for f in features]], train[config.target])
+    try:
+        model.fit(train[[f.name for f in features]], train[config.target])
+    except InvalidParameterError as exc:
+        raise ConfigError(f"pipeline {config.name!r}: model.params rejected by {config.model.estimator}: {exc}. "
+                          f"Fix include/pipelines/{config.name}.yaml") from None
     return model

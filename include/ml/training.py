@@ -221,7 +221,11 @@ def decide(config: PipelineConfig, workspace: Path) -> dict:
     if drift["verdict"] == "no_reference":
         _write(workspace, "drift.json", drift)
 
-    if not evaluation["gates"]["passed"]:
+    if production != evaluation["champion_version"]:
+        branch, reasons = "hold", [f"production changed during this run ({evaluation['champion_version']} when the "
+                                   f"candidate was evaluated, {production} now): it was not compared with the "
+                                   "current model, a person decides"]
+    elif not evaluation["gates"]["passed"]:
         branch, reasons = "reject", evaluation["gates"]["reasons"]
     elif drift["verdict"] in ("drift", "insufficient_data") or (production and drift["verdict"] == "no_reference"):
         branch, reasons = "hold", [f"input drift against production {production}: " + "; ".join(drift["reasons"])]

@@ -151,6 +151,8 @@ def build_schema(
         target_checks = [
             check(pa.Check(lambda s: s.nunique() >= 2, element_wise=False,
                            error="has a single class: a classifier cannot learn from it"), ERROR),
+            check(pa.Check(lambda s: s.nunique() <= 2, element_wise=False,
+                           error="has more than two classes: this pipeline does binary classification"), ERROR),
             check(pa.Check(lambda s, limit=class_share: bool(s.value_counts(normalize=True).min() >= limit),
                            element_wise=False, error=f"has a class below {class_share:.0%} of rows"), ERROR),
         ]

@@ -247,8 +247,23 @@ def test_validate_keeps_only_ids_features_and_target(credit_config, credit_lande
 
 
 def copy_workspace(history, day: int, tmp_path: Path) -> Path:
-    """A private copy of one history run's workspace: steps may rewrite it; the registry is only read."""
-    return Path(shutil.copytree(history.summaries[day]["workspace"], tmp_path / f"ws{day}"))
+    """A private copy of one history run's workspace, as if evaluated against today's production:
+    steps may rewrite it; the registry is only read."""
+    workspace = Path(shutil.copytree(history.summaries[day]["workspace"], tmp_path / f"ws{day}"))
+    evaluation = json.loads((workspace / "evaluation.json").read_text())
+    evaluation["champion_version"] = training.registry_for(history.config).production()
+    (workspace / "evaluation.json").write_text(json.dumps(evaluation))
+    return workspace
+
+
+def test_a_production_change_during_the_run_holds_the_candidate(in_credit_history, tmp_path):
+    workspace = Path(shutil.copytree(in_credit_history.summaries[1]["workspace"], tmp_path / "ws"))
+
+    decision = training.decide(in_credit_history.config, workspace)
+
+    assert decision["branch"] == "hold"
+    assert decision["reasons"][0].startswith("production changed during this run (v0001 when the candidate was "
+                                             "evaluated, v0002 now)")
 
 
 def test_validate_warns_about_values_beyond_production_training_data_and_passes(in_credit_history, tmp_path):
