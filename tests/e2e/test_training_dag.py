@@ -235,5 +235,27 @@ def test_a_promotion_records_the_production_asset_event_with_version_and_metrics
                   .filter(AssetModel.name == "ml_production_model__credit_default",
                           AssetEvent.source_run_id == dag_run.run_id)]
     assert len(events) == 1
-    assert events[0]["version"] == "v0001" and events[0]["changed"] is True
+    assert (events[0]["version"], events[0]["action"]) == ("v0001", "promote")
     assert 0.7 < events[0]["metrics"]["roc_auc"] < 1
+
+
+def test_a_rerun_of_a_date_reuses_its_version_switches_nothing_and_says_so(dags, ml_home, smtp_inbox):
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    config = get_pipeline("credit_default")
+    write_batches(config, START, 1, rows=1000)
+    run_dag(dags[config.dag_id], START)
+    registry = registry_for(config)
+    audit_before = registry.audit()
+    smtp_inbox.clear()
+
+    rerun, states = run_dag(dags[config.dag_id], START)
+
+    assert states["promote"] == "success"
+    assert registry.versions() == ["v0001"] and registry.audit() == audit_before
+    smtp_inbox.wait_for("RERUN, nothing changed: v0001 was already registered for 2026-01-01")
+    with create_session() as session:
+        events = session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).filter(
+            AssetModel.name == "ml_production_model__credit_default", AssetEvent.source_run_id == rerun.run_id)
+        assert events.count() == 0
