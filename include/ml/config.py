@@ -183,6 +183,11 @@ class DriftConfig(_Strict):
 
 
 class ScoringConfig(_Strict):
+    """Batch scoring: where partitions arrive and predictions go ({pipeline} and {ds} filled in,
+    relative to the data root), chunk size, and the share of bad rows that fails a partition."""
+
+    input_dir: str = "scoring/{pipeline}/{ds}"
+    output_dir: str = "predictions/{pipeline}/{ds}"
     chunk_rows: int = Field(default=100_000, ge=100, description="rows read, validated and predicted at a time")
     max_reject_share: float = Field(default=0.01, ge=0, le=1, description="above this share of bad rows, fail")
 

@@ -180,3 +180,60 @@ def _write(writers: dict[str, pq.ParquetWriter], key: str, path: Path, frame: pd
     if key not in writers:
         writers[key] = pq.ParquetWriter(path, table.schema)
     writers[key].write_table(table.cast(writers[key].schema))
+
+
+# -- the steps of the batch-scoring DAG ------------------------------------------------------
+
+
+def partitions(config: PipelineConfig, ds: str) -> list[str]:
+    """The partition files (CSV or Parquet) delivered for logical date ``ds``, sorted."""
+    from include.ml.paths import resolve
+
+    folder = resolve(config.scoring.input_dir.format(pipeline=config.name, ds=ds))
+    if not folder.is_dir():
+        return []
+    return sorted(str(p) for p in folder.iterdir() if p.suffix in {".csv", ".parquet", ".pq"} and p.is_file())
+
+
+def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
+    """Score one partition with the production model (sha256 checked); return its summary."""
+    from include.ml.paths import resolve
+    from include.ml.registry import ModelRegistry
+
+    registry = ModelRegistry(config.registry_path)
+    version = registry.production()
+    if version is None:
+        raise InputDataError(f"pipeline {config.name!r} has no production model to score with")
+    features = [FeatureSpec.model_validate(f) for f in registry.metadata(version)["features"]]
+    output = resolve(config.scoring.output_dir.format(pipeline=config.name, ds=ds)) / f"{Path(source).stem}.parquet"
+    summary = score_file(registry.load(version), version, config, features, Path(source), output,
+                         chunk_rows=config.scoring.chunk_rows, max_reject_share=config.scoring.max_reject_share)
+    return summary.to_dict()
+
+
+def summarise(config: PipelineConfig, ds: str, summaries: list[dict]) -> dict:
+    """Totals over the partitions of a date, written to ``_summary.json`` beside the predictions."""
+    import json
+
+    from include.ml.paths import resolve
+
+    total = {
+        "pipeline": config.name, "logical_date": ds, "partitions": len(summaries),
+        "versions": sorted({s["version"] for s in summaries}),
+        "rows": sum(s["rows"] for s in summaries), "scored": sum(s["scored"] for s in summaries),
+        "rejected": sum(s["rejected"] for s in summaries),
+        "reject_reasons": {},
+        "prediction_mean": None,
+    }
+    for s in summaries:
+        for reason, count in s["reject_reasons"].items():
+            total["reject_reasons"][reason] = total["reject_reasons"].get(reason, 0) + count
+    weighted = [(s["prediction_mean"], s["scored"]) for s in summaries if s["prediction_mean"] is not None]
+    if weighted:
+        total["prediction_mean"] = sum(m * n for m, n in weighted) / sum(n for _, n in weighted)
+    folder = resolve(config.scoring.output_dir.format(pipeline=config.name, ds=ds))
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "._summary.json.tmp"
+    tmp.write_text(json.dumps(total, indent=2))
+    os.replace(tmp, folder / "_summary.json")
+    return total

@@ -1,0 +1,97 @@
+"""
+### ML batch scoring (one DAG per config in `include/pipelines/`)
+
+Runs when the pipeline's production model changes (its Asset) and every day at 06:00 UTC.
+Lists the partition files delivered for the logical date in
+`$ML_HOME/scoring/<pipeline>/<date>/`, scores each in its own mapped task (so Celery workers
+share the load) with the production model (sha256 checked), streaming in chunks, and writes
+predictions to `$ML_HOME/predictions/<pipeline>/<date>/<partition>.parquet` with rejected rows
+and their reasons beside them. A partition with more bad rows than `scoring.max_reject_share`
+fails and publishes nothing. A summary task totals rows, rejects and the mean prediction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
+
+from include.airflow_alerts import RunFailureEmail, TaskFailureEmail
+from include.airflow_assets import production_asset
+from include.ml.config import PipelineConfig, load_each
+
+
+def _date(context) -> str:
+    """The logical date, or the day the run was created for (an Asset-triggered run has none)."""
+    if context.get("ds"):
+        return context["ds"]
+    return context["dag_run"].run_after.date().isoformat()
+
+
+def _fail_on_bad_input(call):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.ml.errors import ConfigError, InputDataError, RegistryError
+
+    try:
+        return call()
+    except (InputDataError, ConfigError, RegistryError) as error:
+        raise AirflowFailException(str(error)) from error
+
+
+def build_scoring_dag(config: PipelineConfig):
+    """The batch-scoring DAG of one pipeline config."""
+    settings = config.airflow
+    recipients, sender = config.alerts.email, config.alerts.from_email
+
+    @dag(
+        dag_id=f"ml_batch_scoring__{config.name}",
+        description=f"Score new {config.name} data with the production model.",
+        schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
+                                     assets=production_asset(config.name)),
+        start_date=dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC),
+        catchup=False,
+        max_active_runs=1,
+        tags=["ml", "scoring", config.task, *settings.tags],
+        doc_md=__doc__,
+        default_args={
+            "owner": settings.owner,
+            "retries": settings.retries,
+            "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": dt.timedelta(seconds=settings.max_retry_delay_seconds),
+            "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
+            "on_failure_callback": TaskFailureEmail(config.name, recipients, sender),
+        },
+        on_failure_callback=RunFailureEmail(config.name, recipients, sender),
+    )
+    def scoring() -> None:
+        @task
+        def list_partitions() -> list[str]:
+            from include.ml.scoring import partitions
+
+            return partitions(config, _date(get_current_context()))
+
+        @task
+        def score_partition(path: str) -> dict:
+            from include.ml import scoring
+
+            return _fail_on_bad_input(lambda: scoring.score_partition(config, path, _date(get_current_context())))
+
+        @task
+        def summarise(summaries: list[dict]) -> dict:
+            from include.ml import scoring
+
+            return scoring.summarise(config, _date(get_current_context()), list(summaries))
+
+        summarise(score_partition.expand(path=list_partitions()))
+
+    return scoring()
+
+
+_configs, _errors = load_each()
+for _config in _configs:
+    globals()[f"ml_batch_scoring__{_config.name}"] = build_scoring_dag(_config)
+for _error in _errors:
+    logging.getLogger(__name__).error("pipeline config skipped: %s", _error)
