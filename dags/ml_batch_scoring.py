@@ -17,8 +17,9 @@ import logging
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
-from include.airflow_alerts import RunFailureEmail, TaskFailureEmail
+from include.airflow_alerts import RunFailureEmail
 from include.airflow_assets import production_asset
+from include.airflow_tasks import default_args, fail_without_retry
 from include.ml.config import PipelineConfig, load_each
 
 
@@ -27,17 +28,6 @@ def _date(context) -> str:
     if context.get("ds"):
         return context["ds"]
     return context["dag_run"].run_after.date().isoformat()
-
-
-def _fail_on_bad_input(call):
-    from airflow.sdk.exceptions import AirflowFailException
-
-    from include.ml.errors import ConfigError, InputDataError, RegistryError
-
-    try:
-        return call()
-    except (InputDataError, ConfigError, RegistryError) as error:
-        raise AirflowFailException(str(error)) from error
 
 
 def build_scoring_dag(config: PipelineConfig):
@@ -55,15 +45,7 @@ def build_scoring_dag(config: PipelineConfig):
         max_active_runs=1,
         tags=["ml", "scoring", config.task, *settings.tags],
         doc_md=__doc__,
-        default_args={
-            "owner": settings.owner,
-            "retries": settings.retries,
-            "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds),
-            "retry_exponential_backoff": 2.0,
-            "max_retry_delay": dt.timedelta(seconds=settings.max_retry_delay_seconds),
-            "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
-            "on_failure_callback": TaskFailureEmail(config.name, recipients, sender),
-        },
+        default_args=default_args(config),
         on_failure_callback=RunFailureEmail(config.name, recipients, sender),
     )
     def scoring() -> None:
@@ -77,7 +59,8 @@ def build_scoring_dag(config: PipelineConfig):
         def score_partition(path: str) -> dict:
             from include.ml import scoring
 
-            return _fail_on_bad_input(lambda: scoring.score_partition(config, path, _date(get_current_context())))
+            with fail_without_retry():
+                return scoring.score_partition(config, path, _date(get_current_context()))
 
         @task
         def summarise(summaries: list[dict]) -> dict:

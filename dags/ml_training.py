@@ -27,25 +27,20 @@ from typing import Any
 
 from airflow.sdk import DAG, dag, get_current_context, task
 
-from include.airflow_alerts import OutcomeEmail, RunFailureEmail, TaskFailureEmail
+from include.airflow_alerts import OutcomeEmail, RunFailureEmail
 from include.airflow_assets import PRODUCTION_CHANGE, event_extra, production_asset
+from include.airflow_tasks import default_args, fail_without_retry
 from include.ml import training as steps
 from include.ml.config import PipelineConfig, load_each
 
 
 def _run(step, config: PipelineConfig, *args: Any, **kwargs: Any) -> dict:
     """Call a step of ``include.ml.training`` in this run's workspace; bad input fails without retries."""
-    from airflow.sdk.exceptions import AirflowFailException
-
     from include.ml import paths
-    from include.ml.errors import ConfigError, InputDataError, RegistryError
 
-    context = get_current_context()
-    workspace = paths.workspace_dir(config.name, context["run_id"])
-    try:
+    workspace = paths.workspace_dir(config.name, get_current_context()["run_id"])
+    with fail_without_retry():
         return step(config, workspace, *args, **kwargs)
-    except (InputDataError, ConfigError, RegistryError) as error:
-        raise AirflowFailException(str(error)) from error
 
 
 def _ds(context) -> str:
@@ -78,15 +73,7 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         f"{config.gates.max_regression:g}; drift gated by {config.drift.numeric_statistic} (numeric) and "
         f"{config.drift.categorical_statistic} (categorical) above sampling noise. "
         f"Config: `include/pipelines/{config.name}.yaml`.",
-        default_args={
-            "owner": settings.owner,
-            "retries": settings.retries,
-            "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds),
-            "retry_exponential_backoff": 2.0,
-            "max_retry_delay": dt.timedelta(seconds=settings.max_retry_delay_seconds),
-            "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
-            "on_failure_callback": TaskFailureEmail(config.name, recipients, sender),
-        },
+        default_args=default_args(config),
         on_failure_callback=RunFailureEmail(config.name, recipients, sender),
     )
     def training() -> None:

@@ -1,0 +1,38 @@
+"""What every pipeline DAG's tasks share: default arguments from the config, and the rule that
+errors retrying cannot fix (bad input, a broken config, a refused registry change) fail at once."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+from collections.abc import Iterator
+
+from include.airflow_alerts import TaskFailureEmail
+from include.ml.config import PipelineConfig
+
+
+def default_args(config: PipelineConfig) -> dict:
+    """Owner, retries with exponential backoff, timeout and the failure email, from ``config.airflow``."""
+    settings = config.airflow
+    return {
+        "owner": settings.owner,
+        "retries": settings.retries,
+        "retry_delay": dt.timedelta(seconds=settings.retry_delay_seconds),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": dt.timedelta(seconds=settings.max_retry_delay_seconds),
+        "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
+        "on_failure_callback": TaskFailureEmail(config.name, config.alerts.email, config.alerts.from_email),
+    }
+
+
+@contextlib.contextmanager
+def fail_without_retry() -> Iterator[None]:
+    """Turn the library's non-transient errors into ``AirflowFailException`` (no retries)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from include.ml.errors import ConfigError, InputDataError, RegistryError
+
+    try:
+        yield
+    except (InputDataError, ConfigError, RegistryError) as error:
+        raise AirflowFailException(str(error)) from error
