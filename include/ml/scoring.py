@@ -65,6 +65,13 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise BatchReadError(f"scoring input {path} cannot be read: {exc}") from exc
 
 
+def _level_labels(raw: pd.Series) -> pd.Series:
+    """:func:`level_label` of every value, computed once per distinct value (a column has few levels)."""
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    labels = np.array([level_label(u) for u in uniques] + [None], dtype=object)
+    return pd.Series(labels[codes], index=raw.index, dtype=object)
+
+
 def _row_problems(chunk: pd.DataFrame, features: list[FeatureSpec]) -> tuple[pd.DataFrame, pd.Series]:
     """The chunk with numeric features as float and levels as text, and each row's first problem ('' if none)."""
     clean = chunk.copy()
@@ -86,7 +93,7 @@ def _row_problems(chunk: pd.DataFrame, features: list[FeatureSpec]) -> tuple[pd.
             clean[spec.name] = numbers
         else:
             present = raw.notna()
-            labels = raw.map(level_label, na_action="ignore").astype(object).where(present, np.nan)
+            labels = _level_labels(raw).where(present, np.nan)
             if spec.allowed is not None:
                 flag(present & ~labels.isin(spec.allowed), f"{spec.name}: not an allowed level")
             clean[spec.name] = labels
@@ -132,20 +139,22 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
             good = clean[~bad]
             if good.empty:
                 continue
-            predictions = pd.DataFrame({c: good[c].to_numpy() for c in config.id_columns})
             x = good[names]
-            predicted = model.predict(x)
-            predictions["prediction"] = predicted
+            columns = {c: pa.array(good[c].to_numpy()) for c in config.id_columns}
             if config.task == "classification":
+                # one pass through the model: predict() is the arg-max of these probabilities
                 proba = model.predict_proba(x)
+                columns["prediction"] = pa.array(model.classes_[np.argmax(proba, axis=1)])
                 for index, label in enumerate(model.classes_):
-                    predictions[f"proba_{label}"] = proba[:, index]
+                    columns[f"proba_{label}"] = pa.array(proba[:, index])
                 score = proba[:, -1]
             else:
-                score = np.asarray(predicted, dtype=float)
-            predictions["model_version"] = version
-            predictions["scored_at"] = scored_at
-            _write(writers, "predictions", tmp_output, predictions)
+                score = np.asarray(model.predict(x), dtype=float)
+                columns["prediction"] = pa.array(score)
+            constant = pa.array(np.zeros(len(good), dtype=np.int32))
+            columns["model_version"] = pa.DictionaryArray.from_arrays(constant, pa.array([version]))
+            columns["scored_at"] = pa.DictionaryArray.from_arrays(constant, pa.array([scored_at]))
+            _write_table(writers, "predictions", tmp_output, pa.table(columns))
             summary.scored += len(good)
             total += float(np.sum(score))
             if config.task == "classification":
@@ -176,7 +185,10 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
 
 
 def _write(writers: dict[str, pq.ParquetWriter], key: str, path: Path, frame: pd.DataFrame) -> None:
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    _write_table(writers, key, path, pa.Table.from_pandas(frame, preserve_index=False))
+
+
+def _write_table(writers: dict[str, pq.ParquetWriter], key: str, path: Path, table: pa.Table) -> None:
     if key not in writers:
         writers[key] = pq.ParquetWriter(path, table.schema)
     writers[key].write_table(table.cast(writers[key].schema))

@@ -327,11 +327,19 @@ def conclude(config: PipelineConfig, workspace: Path, branch: str, run_id: str, 
 def report(config: PipelineConfig, workspace: Path, run_id: str, ds: str) -> dict:
     """Summarise the run into ``summary.json`` and append it to the pipeline's run history."""
     outcome = _read(workspace, "outcome.json")
+    drift = _read(workspace, "drift.json") if (workspace / "drift.json").exists() else {}
+    settings = config.drift
+    by_feature = {}
+    for name, result in drift.get("features", {}).items():
+        statistic = settings.numeric_statistic if result["type"] == "numeric" else settings.categorical_statistic
+        by_feature[name] = {"statistic": statistic, "value": result["statistics"].get(statistic),
+                            "level": result["level"]}
     summary = {
         **outcome,
         "rows": _read(workspace, "extract.json")["rows"],
         "validation_warnings": len(_read(workspace, "validation.json").get("warnings", [])),
         "data_sha256": _read(workspace, "extract.json")["sha256"],
+        "drift_by_feature": by_feature,
         "finished_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "workspace": str(workspace),
     }
