@@ -7,7 +7,9 @@ Lists the partition files delivered for the logical date in
 share the load) with the production model (sha256 checked), streaming in chunks, and writes
 predictions to `$ML_HOME/predictions/<pipeline>/<date>/<partition>.parquet` with rejected rows
 and their reasons beside them. A partition with more bad rows than `scoring.max_reject_share`
-fails and publishes nothing. A summary task totals rows, rejects and the mean prediction.
+fails and publishes nothing. A summary task totals rows, rejects and the mean prediction, and
+compares the predictions with those the model gave its holdout rows at training (prediction
+drift: an email when they differ).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import logging
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
-from include.airflow_alerts import RunFailureEmail
+from include.airflow_alerts import PredictionDriftEmail, RunFailureEmail
 from include.airflow_assets import production_asset
 from include.airflow_tasks import default_args, fail_without_retry
 from include.ml.config import PipelineConfig, load_each
@@ -62,11 +64,12 @@ def build_scoring_dag(config: PipelineConfig):
             with fail_without_retry():
                 return scoring.score_partition(config, path, _date(get_current_context()))
 
-        @task
+        @task(on_success_callback=PredictionDriftEmail(config.name, recipients, sender))
         def summarise(summaries: list[dict]) -> dict:
             from include.ml import scoring
 
-            return scoring.summarise(config, _date(get_current_context()), list(summaries))
+            context = get_current_context()
+            return scoring.summarise(config, _date(context), list(summaries), run_id=context["run_id"])
 
         summarise(score_partition.expand(path=list_partitions()))
 

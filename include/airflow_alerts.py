@@ -24,11 +24,14 @@ class _EmailCallback:
         self.recipients = list(recipients)
         self.from_email = from_email
 
-    def render(self, context: dict[str, Any]) -> alerts.Email:
+    def render(self, context: dict[str, Any]) -> alerts.Email | None:
+        """The email for this event, or None when there is nothing to tell."""
         raise NotImplementedError
 
     def __call__(self, context: dict[str, Any]) -> None:
         email = self.render(context)
+        if email is None:
+            return
         notifier = SmtpNotifier(to=self.recipients, from_email=self.from_email,
                                 subject=email.subject, html_content=email.html)
         # notify() rather than __call__: the text is final, it must not go through Jinja again.
@@ -93,3 +96,22 @@ class ProductionChangeEmail(_EmailCallback):
         result = ti.xcom_pull(task_ids=ti.task_id)
         return alerts.production_change_email(result["pipeline"], result["entry"], _run_id(context),
                                               result.get("extra"))
+
+
+class PerformanceEmail(_EmailCallback):
+    """``on_success_callback`` of the labels task: emails when a realised metric fell too low."""
+
+    def render(self, context: dict[str, Any]) -> alerts.Email | None:
+        ti = context["ti"]
+        result = ti.xcom_pull(task_ids=ti.task_id)
+        return alerts.performance_email(result) if result and result.get("breaches") else None
+
+
+class PredictionDriftEmail(_EmailCallback):
+    """``on_success_callback`` of the scoring summary: emails when the predictions drifted."""
+
+    def render(self, context: dict[str, Any]) -> alerts.Email | None:
+        ti = context["ti"]
+        summary = ti.xcom_pull(task_ids=ti.task_id)
+        drift = (summary or {}).get("prediction_drift") or {}
+        return alerts.prediction_drift_email(summary) if drift.get("verdict") == "drift" else None

@@ -62,6 +62,20 @@ EVENTS: dict[str, tuple[str, str, str]] = {
         "One or more tasks failed after their retries; their own emails say why. "
         "Production is unchanged by a failed run.",
     ),
+    "performance_drop": (
+        "PERFORMANCE DROP",
+        "alert-performance-drop",
+        "The production model does worse on real outcomes than it did at validation, or worse than the "
+        "floor. Check the scoring dates and versions below, compare with the drift history, and retrain on "
+        "recent labelled data or roll back (see the runbook).",
+    ),
+    "prediction_drift": (
+        "PREDICTION DRIFT",
+        "alert-prediction-drift",
+        "The model's predictions on today's data are distributed differently from those on its holdout rows "
+        "at training. Check the scoring inputs (an upstream change) and the input-drift history; labels, "
+        "when they arrive, will tell whether accuracy suffered.",
+    ),
 }
 
 
@@ -91,11 +105,10 @@ def _fmt(value: object) -> str:
 
 def _drift_section(drift: dict) -> str:
     """The drift report's HTML table (features by severity), when the run compared with a reference."""
-    if not drift.get("features"):
-        return ""
-    from include.ml.drift import DriftReport
+    from include.ml.report import drift_table_html
 
-    return "<h3>Drift by feature</h3>" + DriftReport.from_dict(drift).to_html()
+    table = drift_table_html(drift)
+    return "<h3>Drift by feature</h3>" + table if table else ""
 
 
 def _wrap(event: str, headline: str, facts: list[tuple[str, object]], extra: str = "") -> str:
@@ -133,7 +146,8 @@ def outcome_email(outcome: dict, drift: dict | None = None, run_url: str | None 
     ]
     if run_url:
         facts.append(("Airflow run", run_url))
-    return Email(subject, _wrap(event, subject, facts, _drift_section(drift or {})))
+    extra = _comparison_section(outcome) + _drift_section(drift or {}) + _links_section(outcome)
+    return Email(subject, _wrap(event, subject, facts, extra))
 
 
 def production_change_email(pipeline: str, entry: dict, run_id: str, extra: dict | None = None) -> Email:
@@ -167,3 +181,64 @@ def run_failure_email(pipeline: str, dag_id: str, run_id: str, ds: str | None,
     facts = [("pipeline", pipeline), ("DAG", dag_id), ("run", run_id), ("logical date", ds),
              ("failed tasks", ", ".join(failed_tasks) or "unknown"), ("reason", reason)]
     return Email(subject, _wrap("run_failed", subject, facts))
+
+
+def performance_email(result: dict) -> Email:
+    """Email for a labels run whose realised metric fell below the floor or the validation score."""
+    breaches = result["breaches"]
+    pipeline = result["pipeline"]
+    versions = ", ".join(sorted({b["model_version"] for b in breaches}))
+    worst = breaches[0]
+    subject = (f"[ml:{pipeline}] {EVENTS['performance_drop'][0]}: {worst['metric']} {_fmt(worst['value'])} "
+               f"for {versions} (labels of {result['labels_date']})")
+    facts = [("pipeline", pipeline), ("labels delivered", result["labels_date"]),
+             ("labelled rows", result["labelled_rows"]), ("matched to predictions", result["matched_rows"])]
+    header = "".join(f"<th align='left' style='padding:2px 8px'>{h}</th>" for h in (
+        "version", "scored on", "rows", worst["metric"], "validation", "floor", "status", "why"))
+    rows = "".join(
+        "<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(_fmt(v))}</td>" for v in (
+            b["model_version"], b["scoring_date"], b["rows"], b["value"], b["validation_score"], b["floor"],
+            b["status"], "; ".join(b["reasons"]))) + "</tr>"
+        for b in breaches)
+    return Email(subject, _wrap("performance_drop", subject, facts,
+                                f"<h3>Below expectations</h3><table>{'<tr>' + header + '</tr>'}{rows}</table>"))
+
+
+def prediction_drift_email(summary: dict) -> Email:
+    """Email for a scoring date whose prediction distribution drifted from the training one."""
+    drift = summary["prediction_drift"]
+    pipeline, ds = summary["pipeline"], summary["logical_date"]
+    subject = (f"[ml:{pipeline}] {EVENTS['prediction_drift'][0]}: {drift['reference_version']} on "
+               f"{ds} ({drift['statistic']} {_fmt(drift['value'])})")
+    facts = [("pipeline", pipeline), ("scoring date", ds), ("run", summary.get("run_id")),
+             ("model version", drift["reference_version"]), ("rows scored", summary["scored"]),
+             ("mean prediction", _fmt(drift.get("mean"))), ("mean at training", _fmt(drift.get("reference_mean"))),
+             (drift["statistic"], _fmt(drift["value"])), ("level", drift["level"]),
+             ("why", "; ".join(drift.get("reasons") or []))]
+    return Email(subject, _wrap("prediction_drift", subject, facts))
+
+
+def _comparison_section(outcome: dict) -> str:
+    """The champion/challenger table of the dashboard, with the run's bootstrap interval when its
+    workspace still holds ``evaluation.json``."""
+    import json
+
+    from include.ml import paths, report
+
+    try:
+        evaluation = json.loads((paths.workspace_dir(outcome["pipeline"], outcome["run_id"])
+                                 / "evaluation.json").read_text())
+    except (OSError, ValueError):
+        evaluation = None
+    return "<h3>Champion / challenger</h3>" + report.comparison_html(report.comparison(outcome, evaluation))
+
+
+def _links_section(outcome: dict) -> str:
+    """Links to the pipeline's dashboard page and to the run's page in Airflow."""
+    from include.ml import report
+
+    links = report.Links.from_env()
+    dashboard = links.dashboard(outcome["pipeline"])
+    run = links.run(f"ml_training__{outcome['pipeline']}", outcome["run_id"])
+    return (f"<p>Dashboard: <a href='{html.escape(dashboard)}'>{html.escape(dashboard)}</a><br>"
+            f"Airflow run: <a href='{html.escape(run)}'>{html.escape(run)}</a></p>")

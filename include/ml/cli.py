@@ -1,6 +1,7 @@
 """Command line: ``python -m include.ml <command>``, the same functions the DAGs call.
 
-Commands: simulate, config check, validate, drift, train, score, models list|show|promote|rollback|history, runs.
+Commands: simulate, config check, validate, drift, train, score, models list|show|promote|rollback|history, runs,
+performance.
 Exit status: 0 done, 1 the input or the registry refused (message on stderr), 2 bad usage.
 """
 
@@ -60,11 +61,21 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     configs = [get_pipeline(n) for n in args.pipeline] if args.pipeline else [
         c for c in load_all() if c.simulation is not None]
-    written = {}
+    written, lines = {}, []
     for config in configs:
         files = write_batches(config, args.start, args.days, drift_from=args.drift_from, rows=args.rows)
         written[config.name] = [str(f) for f in files]
-    lines = [f"{name}: {len(files)} batch(es) in {Path(files[0]).parent}" for name, files in written.items()]
+        lines.append(f"{config.name}: {len(files)} batch(es) in {files[0].parent}")
+        if args.scoring:
+            from include.ml.simulate import write_scoring_batches
+
+            delivered = write_scoring_batches(config, args.start, args.days, drift_from=args.drift_from,
+                                              bad_rows=args.bad_rows)
+            written[f"{config.name}:scoring"] = [str(f) for f in delivered["scoring"]]
+            written[f"{config.name}:labels"] = [str(f) for f in delivered["labels"]]
+            lines.append(f"{config.name}: {len(delivered['scoring'])} scoring partition(s) under "
+                         f"{delivered['scoring'][0].parent.parent}, their labels (delivered "
+                         f"{config.simulation.label_delay_days} day(s) later) in {delivered['labels'][0].parent}")
     if args.drift_from:
         lines.append(f"drift switched on from {args.drift_from}")
     _emit(args, written, "\n".join(lines))
@@ -297,6 +308,43 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_performance(args: argparse.Namespace) -> int:
+    from include.ml import performance
+
+    config = get_pipeline(args.pipeline)
+    if args.labels_date:
+        result = performance.measure(config, args.labels_date.isoformat(), run_id="cli")
+        records = result["records"]
+        head = (f"labels delivered {result['labels_date']}: {result['labelled_rows']} row(s) in "
+                f"{len(result['label_files'])} file(s), {result['matched_rows']} matched to predictions, "
+                f"{result['unmatched_rows']} not")
+    else:
+        result = records = performance.history(config)[-args.last:]
+        head = f"realised performance of {config.name} (last {args.last} records)"
+    rows = [[r["labels_date"], r["scoring_date"], r["model_version"], r["rows"], _fmt(r["value"]),
+             _fmt(r["validation_score"]), r["status"]] for r in records]
+    text = head + "\n" + (_table(rows, ["labels date", "scored", "version", "rows", config.metric, "validation",
+                                         "status"]) if rows else "no realised performance recorded")
+    _emit(args, result, text)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from include.ml import report
+
+    config = get_pipeline(args.pipeline)
+    links = report.Links(args.airflow_url.rstrip("/")) if args.airflow_url else report.Links.from_env()
+    detail = report.pipeline_detail(config, links=links)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text(report.render_pipeline(detail, links))
+    tmp.replace(out)
+    _emit(args, detail, f"report of {config.name} ({len(detail['runs'])} run(s), {len(detail['versions'])} "
+                        f"version(s)) -> {out}")
+    return 0
+
+
 # -- parser --------------------------------------------------------------------------------
 
 
@@ -321,6 +369,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=_positive, default=1, help="number of daily batches (default 1)")
     p.add_argument("--drift-from", type=_date, help="switch drift on from this date (default: config)")
     p.add_argument("--rows", type=_positive, help="rows per batch (default: config)")
+    p.add_argument("--scoring", action="store_true",
+                   help="also deliver data to score for the same dates, and its labels days later")
+    p.add_argument("--bad-rows", type=int, default=0, help="with --scoring: unscoreable rows per day (default 0)")
 
     config = sub.add_parser("config", help="pipeline configs").add_subparsers(dest="config_command", required=True)
     p = add("check", cmd_config_check, "load and validate pipeline configs", parent=config, pipeline=False)
@@ -361,6 +412,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("runs", cmd_runs, "recent training runs: version, metric, drift, branch, production")
     p.add_argument("--last", type=int, default=30, help="how many runs (default 30)")
+
+    p = add("report", cmd_report, "write the pipeline's monitoring report (the dashboard page) as one HTML file")
+    p.add_argument("--out", required=True, help="HTML file to write, e.g. report.html")
+    p.add_argument("--airflow-url", help="Airflow base URL for the run links (default $AIRFLOW__API__BASE_URL)")
+
+    p = add("performance", cmd_performance, "realised performance: measure the labels delivered on a date "
+                                            "(--labels-date), or list what was measured")
+    p.add_argument("--labels-date", type=_date, help="measure the label files delivered on this date")
+    p.add_argument("--last", type=int, default=30, help="how many records to list (default 30)")
     return parser
 
 

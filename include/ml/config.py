@@ -192,6 +192,21 @@ class ScoringConfig(_Strict):
     max_reject_share: float = Field(default=0.01, ge=0, le=1, description="above this share of bad rows, fail")
 
 
+class MonitoringConfig(_Strict):
+    """Realised performance once labels arrive: where delivered labels land (files named
+    ``<delivery date>*.csv|parquet`` holding the id columns and the target), how far back stored
+    predictions are searched, and when to alert. A group (model version x scoring date) alerts when
+    its metric is worse than ``floor`` (default: ``gates.min_score``) or worse than the version's
+    validation score by more than ``max_drop`` (in metric units); under ``min_rows`` labelled rows
+    it is recorded but never alerts (too noisy to tell)."""
+
+    labels_dir: str = "labels/{pipeline}"
+    lookback_days: int = Field(default=30, ge=1, le=3660)
+    floor: float | None = None
+    max_drop: float = Field(default=0.05, ge=0)
+    min_rows: int = Field(default=100, ge=1)
+
+
 class AlertConfig(_Strict):
     email: list[str] = Field(min_length=1)
     from_email: str = "ml-pipeline@localhost"
@@ -202,6 +217,9 @@ class SimulationConfig(_Strict):
     rows_per_day: int = Field(default=2000, ge=10)
     seed: int = 7
     drift_from: dt.date | None = None
+    scoring_partitions: int = Field(default=2, ge=1, description="scoring files delivered per day")
+    scoring_rows: int = Field(default=1000, ge=10, description="rows per scoring file")
+    label_delay_days: int = Field(default=2, ge=0, description="days between scoring and the labels' delivery")
 
 
 class AirflowSettings(_Strict):
@@ -233,6 +251,7 @@ class PipelineConfig(_Strict):
     alerts: AlertConfig
     registry: str
     scoring: ScoringConfig = ScoringConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
     simulation: SimulationConfig | None = None
     airflow: AirflowSettings = AirflowSettings()
 
@@ -267,6 +286,11 @@ class PipelineConfig(_Strict):
     @property
     def registry_path(self) -> Path:
         return resolve(self.registry)
+
+    @property
+    def performance_floor(self) -> float:
+        """The worst acceptable realised metric: ``monitoring.floor``, else ``gates.min_score``."""
+        return self.monitoring.floor if self.monitoring.floor is not None else self.gates.min_score
 
     @property
     def dag_id(self) -> str:

@@ -456,3 +456,31 @@ def drift_report(profile: ReferenceProfile, frame: pd.DataFrame, settings: Drift
             reasons.append(f"{len(drifted)} feature(s) drifted, below the dataset rule: {', '.join(drifted)}")
     report.drifted_features, report.severe_features, report.drifted_share = drifted, severe, share
     return report
+
+
+PREDICTION = "prediction"
+
+
+def prediction_profile(scores: np.ndarray, bins: int = 10) -> dict:
+    """The reference profile (as a dict) of a model's scores on its holdout rows: the positive-class
+    probability of a classifier or the prediction of a regressor. Stored with the version."""
+    frame = pd.DataFrame({PREDICTION: np.asarray(scores, dtype=float)})
+    return ReferenceProfile(bins=bins).fit(frame, [FeatureSpec(name=PREDICTION, type="numeric")]).to_dict()
+
+
+def prediction_drift(profile: dict, scores: np.ndarray, settings: DriftConfig) -> dict:
+    """Compare scored rows' predictions with the stored training ones, with the numeric statistic and
+    noise rule of the features. Returns verdict (``drift`` when drifted or severe, ``none``,
+    ``insufficient_data``), statistic, value, level and reasons."""
+    reference = ReferenceProfile.from_dict(profile)
+    only = settings.model_copy(update={"critical_features": [], "drift_share": 1.0})
+    report = drift_report(reference, pd.DataFrame({PREDICTION: np.asarray(scores, dtype=float)}), only)
+    result = report.features[PREDICTION]
+    statistic = settings.numeric_statistic
+    verdict = {"drifted": "drift", "severe": "drift", "none": "none"}.get(result["level"], "insufficient_data")
+    return {
+        "verdict": verdict, "statistic": statistic, "value": result["statistics"].get(statistic),
+        "level": result["level"], "rows": result["rows"], "reference_rows": reference.rows_,
+        "mean": result["mean"], "reference_mean": result["reference_mean"],
+        "reasons": result["reasons"] or report.reasons,
+    }

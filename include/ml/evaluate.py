@@ -50,6 +50,14 @@ def metric_inputs(model, frame: pd.DataFrame, config: PipelineConfig, feature_na
     return np.asarray(model.predict(x))
 
 
+def model_scores(model, x: pd.DataFrame, task: str) -> np.ndarray:
+    """One number per row to watch for prediction drift: the probability of the model's last class
+    (the positive one of a binary classifier), or a regressor's prediction."""
+    if task == "classification":
+        return model.predict_proba(x)[:, -1]
+    return np.asarray(model.predict(x), dtype=float)
+
+
 def metric_value(metric: str, y: np.ndarray, inputs: np.ndarray, positive=None) -> float:
     """The metric ``metric`` of outputs ``inputs`` against truth ``y`` (see :func:`metric_inputs`)."""
     if metric == "roc_auc":

@@ -52,6 +52,21 @@ def write_json_atomic(path: Path, data: Any) -> None:
     os.replace(tmp, path)
 
 
+def read_jsonl_latest(path: Path, key: tuple[str, ...]) -> list[dict]:
+    """The records of a JSON-lines history, oldest first, keeping only the last line of each ``key``
+    (a rerun replaces its earlier line, in the place of the rerun). Empty when the file is missing."""
+    if not path.exists():
+        return []
+    latest: dict[tuple, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            identity = tuple(entry.get(k) for k in key)
+            latest.pop(identity, None)
+            latest[identity] = entry
+    return list(latest.values())
+
+
 class ModelRegistry:
     """The versions of one pipeline's model and which one is in production."""
 

@@ -223,19 +223,39 @@ def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
     return summary.to_dict()
 
 
-def summarise(config: PipelineConfig, ds: str, summaries: list[dict]) -> dict:
-    """Totals over the partitions of a date, written to ``_summary.json`` beside the predictions."""
+def _prediction_scores(config: PipelineConfig, files: list[Path], version: str) -> np.ndarray:
+    """The watched score (last class's probability, or the prediction) of the rows ``version`` scored."""
+    values = []
+    for path in files:
+        schema = pq.read_schema(path)
+        proba = [n for n in schema.names if n.startswith("proba_")]
+        column = proba[-1] if config.task == "classification" and proba else "prediction"
+        if column not in schema.names or "model_version" not in schema.names:
+            continue
+        table = pq.read_table(path, columns=[column, "model_version"])
+        scored_by = table.column("model_version").to_pandas().astype(str).to_numpy()
+        values.append(np.asarray(table.column(column).to_numpy(), dtype=float)[scored_by == version])
+    return np.concatenate(values) if values else np.array([], dtype=float)
+
+
+def summarise(config: PipelineConfig, ds: str, summaries: list[dict], run_id: str = "manual") -> dict:
+    """Totals over the partitions of a date and prediction drift of each model version against the
+    scores it gave its holdout rows at training. Written to ``_summary.json`` beside the predictions
+    and appended to the pipeline's scoring history (``scoring.jsonl`` in the registry)."""
     import json
 
+    from include.ml.drift import prediction_drift
     from include.ml.paths import resolve
+    from include.ml.registry import ModelRegistry
 
     total = {
-        "pipeline": config.name, "logical_date": ds, "partitions": len(summaries),
+        "pipeline": config.name, "logical_date": ds, "run_id": run_id, "partitions": len(summaries),
         "versions": sorted({s["version"] for s in summaries}),
         "rows": sum(s["rows"] for s in summaries), "scored": sum(s["scored"] for s in summaries),
         "rejected": sum(s["rejected"] for s in summaries),
         "reject_reasons": {},
         "prediction_mean": None,
+        "prediction_drift": None,
     }
     for s in summaries:
         for reason, count in s["reject_reasons"].items():
@@ -243,9 +263,35 @@ def summarise(config: PipelineConfig, ds: str, summaries: list[dict]) -> dict:
     weighted = [(s["prediction_mean"], s["scored"]) for s in summaries if s["prediction_mean"] is not None]
     if weighted:
         total["prediction_mean"] = sum(m * n for m, n in weighted) / sum(n for _, n in weighted)
+    registry = ModelRegistry(config.registry_path)
+    outputs = [Path(s["output"]) for s in summaries]
+    by_version = {}
+    for version in total["versions"]:
+        profile = registry.metadata(version).get("prediction_profile")
+        if profile is None:
+            by_version[version] = {"verdict": "no_reference", "reasons": [
+                f"{version} was registered without the scores of its holdout rows"]}
+            continue
+        result = prediction_drift(profile, _prediction_scores(config, outputs, version), config.drift)
+        by_version[version] = {**result, "reference_version": version}
+    if by_version:
+        order = {"drift": 3, "insufficient_data": 2, "no_reference": 1, "none": 0}
+        worst = max(by_version, key=lambda v: order.get(by_version[v]["verdict"], 0))
+        total["prediction_drift"] = {**by_version[worst], "by_version": by_version}
+    total["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     folder = resolve(config.scoring.output_dir.format(pipeline=config.name, ds=ds))
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "._summary.json.tmp"
-    tmp.write_text(json.dumps(total, indent=2))
+    tmp.write_text(json.dumps(total, indent=2, default=str))
     os.replace(tmp, folder / "_summary.json")
+    config.registry_path.mkdir(parents=True, exist_ok=True)
+    with open(config.registry_path / "scoring.jsonl", "a") as handle:
+        handle.write(json.dumps(total, default=str) + "\n")
     return total
+
+
+def history(config: PipelineConfig) -> list[dict]:
+    """Scoring summaries oldest first (``scoring.jsonl``); a rerun of a run id replaces its line."""
+    from include.ml.registry import read_jsonl_latest
+
+    return read_jsonl_latest(config.registry_path / "scoring.jsonl", ("run_id", "logical_date"))

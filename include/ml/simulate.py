@@ -186,3 +186,71 @@ def write_batches(
         tmp.replace(path)
         written.append(path)
     return written
+
+
+def _write_frame(frame: pd.DataFrame, path: Path) -> None:
+    """Write CSV or Parquet (by suffix) under a temporary name, then rename into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if path.suffix == ".parquet":
+        frame.to_parquet(tmp, index=False)
+    else:
+        frame.to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
+def write_scoring_batches(
+    config: PipelineConfig,
+    start: dt.date,
+    days: int,
+    drift_from: dt.date | None = None,
+    partitions: int | None = None,
+    rows: int | None = None,
+    bad_rows: int = 0,
+) -> dict[str, list[Path]]:
+    """Deliver ``days`` days of data to score, from ``start``, and the labels of those rows later.
+
+    Each day gets ``partitions`` Parquet files in the scoring landing folder (without the target,
+    ids unique across days and partitions); the targets of the same rows land in the labels folder
+    as ``<scoring date + label_delay_days>-scored-<scoring date>.csv``, the way outcomes arrive
+    days after the predictions were made. ``bad_rows`` rows of each day's first partition get a
+    value no model can score (they go to rejects). Returns ``{"scoring": [...], "labels": [...]}``.
+    """
+    from include.ml.paths import resolve
+
+    sim = config.simulation
+    if sim is None:
+        raise ValueError(f"pipeline {config.name!r} has no 'simulation' section: nothing generates its data")
+    if not config.id_columns:
+        raise ValueError(f"pipeline {config.name!r} has no id_columns: labels could not be matched to predictions")
+    generate = GENERATORS[sim.generator]
+    drift_from = drift_from or sim.drift_from
+    partitions = partitions or sim.scoring_partitions
+    rows = rows or sim.scoring_rows
+    id_column = config.id_columns[0]
+    sample = generate(start, 10, sim.seed, False)
+    numeric = next(c for c in sample.select_dtypes("number").columns if c not in (config.target, *config.id_columns))
+    written: dict[str, list[Path]] = {"scoring": [], "labels": []}
+    for offset in range(days):
+        day = start + dt.timedelta(days=offset)
+        drifted = drift_from is not None and day >= drift_from
+        # another seed than the training batches: other customers, the same world
+        frame = generate(day, rows * partitions, sim.seed + 1000, drifted)
+        frame[id_column] = [f"{id_column[:1].upper()}S{day:%Y%m%d}-{i:07d}" for i in range(len(frame))]
+        folder = resolve(config.scoring.input_dir.format(pipeline=config.name, ds=day.isoformat()))
+        for part in range(partitions):
+            piece = frame.iloc[part * rows:(part + 1) * rows].drop(columns=[config.target])
+            suffix = "parquet"
+            if part == 0 and bad_rows:  # a broken upstream writes text into a number column, as CSV
+                piece = piece.astype({numeric: object})
+                piece.iloc[:bad_rows, piece.columns.get_loc(numeric)] = "unknown"
+                suffix = "csv"
+            path = folder / f"part-{part:03d}.{suffix}"
+            _write_frame(piece, path)
+            written["scoring"].append(path)
+        delivered = day + dt.timedelta(days=sim.label_delay_days)
+        labels = resolve(config.monitoring.labels_dir.format(pipeline=config.name)) / (
+            f"{delivered.isoformat()}-scored-{day.isoformat()}.csv")
+        _write_frame(frame[[*config.id_columns, config.target]], labels)
+        written["labels"].append(labels)
+    return written

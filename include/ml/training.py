@@ -130,7 +130,8 @@ def train(config: PipelineConfig, workspace: Path) -> dict:
     import joblib
     import pandas as pd
 
-    from include.ml.drift import ReferenceProfile
+    from include.ml.drift import ReferenceProfile, prediction_profile
+    from include.ml.evaluate import model_scores
     from include.ml.train import fit, split
 
     frame = pd.read_parquet(workspace / "validated.parquet")
@@ -145,6 +146,9 @@ def train(config: PipelineConfig, workspace: Path) -> dict:
     data.holdout.to_parquet(workspace / "holdout.parquet", index=False)
     profile = ReferenceProfile(bins=config.drift.bins).fit(data.train, features)
     write_json_atomic(workspace / "reference_profile.json", profile.to_dict())
+    # what the model predicts on rows it has not seen: the reference for prediction drift when scoring
+    holdout_scores = model_scores(model, data.holdout[[f.name for f in features]], config.task)
+    write_json_atomic(workspace / "prediction_profile.json", prediction_profile(holdout_scores, config.drift.bins))
     return _write(workspace, "training.json", {
         "estimator": config.model.estimator, "train_rows": len(data.train),
         "holdout_rows": len(data.holdout), "fit_seconds": round(seconds, 3), "seed": config.model.seed,
@@ -286,6 +290,8 @@ def register_candidate(config: PipelineConfig, workspace: Path, run_id: str, ds:
         "seed": config.model.seed, "code_version": bundle_version or _code_version(),
         "code_version_source": "dag_bundle" if bundle_version else "git",
         "python": platform.python_version(), "libraries": _library_versions(),
+        "prediction_profile": (_read(workspace, "prediction_profile.json")
+                               if (workspace / "prediction_profile.json").exists() else None),
     }
     return registry_for(config).register(
         workspace / "candidate.joblib", metadata, _read(workspace, "reference_profile.json"))
@@ -353,13 +359,6 @@ def report(config: PipelineConfig, workspace: Path, run_id: str, ds: str) -> dic
 
 def run_history(config: PipelineConfig) -> list[dict]:
     """Run summaries oldest first; a rerun of the same run id replaces its earlier line."""
-    history = config.registry_path / "history.jsonl"
-    if not history.exists():
-        return []
-    by_run: dict[str, dict] = {}
-    for line in history.read_text().splitlines():
-        if line.strip():
-            entry = json.loads(line)
-            by_run.pop(entry["run_id"], None)
-            by_run[entry["run_id"]] = entry
-    return list(by_run.values())
+    from include.ml.registry import read_jsonl_latest
+
+    return read_jsonl_latest(config.registry_path / "history.jsonl", ("run_id",))

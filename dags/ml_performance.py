@@ -1,0 +1,65 @@
+"""
+### ML realised performance (one DAG per config in `include/pipelines/`)
+
+Daily at 12:00 UTC: picks up the labels delivered for the logical date in
+`$ML_HOME/labels/<pipeline>/` (files `<date>*.csv|parquet` with the id columns and the actual
+target, arriving days after scoring), joins them by id with the predictions stored by the
+batch-scoring DAG over the last `monitoring.lookback_days` days, computes the primary metric per
+model version and scoring date, and records it in the registry's `performance.jsonl`. An email
+goes out when a group is worse than the floor (`monitoring.floor`, else `gates.min_score`) or
+worse than its version's validation score by more than `monitoring.max_drop`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
+
+from include.airflow_alerts import PerformanceEmail, RunFailureEmail
+from include.airflow_tasks import default_args, fail_without_retry
+from include.ml.config import PipelineConfig, load_each
+
+
+def build_performance_dag(config: PipelineConfig):
+    """The realised-performance DAG of one pipeline config."""
+    settings = config.airflow
+    recipients, sender = config.alerts.email, config.alerts.from_email
+
+    @dag(
+        dag_id=f"ml_performance__{config.name}",
+        description=f"Realised {config.metric} of {config.name} once labels arrive.",
+        schedule=CronTriggerTimetable("0 12 * * *", timezone="UTC"),
+        start_date=dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC),
+        catchup=False,
+        max_active_runs=1,
+        tags=["ml", "monitoring", config.task, *settings.tags],
+        doc_md=__doc__,
+        default_args=default_args(config),
+        on_failure_callback=RunFailureEmail(config.name, recipients, sender),
+    )
+    def performance() -> None:
+        @task(on_success_callback=PerformanceEmail(config.name, recipients, sender))
+        def measure() -> dict:
+            from include.ml import performance as monitoring
+
+            context = get_current_context()
+            ds = context.get("ds") or context["dag_run"].run_after.date().isoformat()
+            with fail_without_retry():
+                result = monitoring.measure(config, ds, run_id=context["run_id"])
+            logging.getLogger(__name__).info(
+                "labels of %s: %d row(s), %d matched; %d group(s), %d below expectations", ds,
+                result["labelled_rows"], result["matched_rows"], len(result["records"]), len(result["breaches"]))
+            return result
+
+        measure()
+
+    return performance()
+
+
+_configs, _errors = load_each()
+for _config in _configs:
+    globals()[f"ml_performance__{_config.name}"] = build_performance_dag(_config)
+for _error in _errors:
+    logging.getLogger(__name__).error("pipeline config skipped: %s", _error)

@@ -1,0 +1,190 @@
+"""Realised performance: join delivered labels with the stored predictions and measure the primary
+metric per model version and scoring date, the live error rate that input drift only hints at.
+
+Labels land in ``monitoring.labels_dir`` as files named ``<delivery date>*.csv|parquet`` with the id
+columns and the target. Predictions are the batch-scoring outputs of the last
+``monitoring.lookback_days`` days. Each (model version, scoring date) group becomes one record in the
+pipeline's monitoring history (``performance.jsonl`` in the registry), with its status:
+
+- ``below_floor``: worse than the worst acceptable value (``monitoring.floor``, else ``gates.min_score``);
+- ``below_validation``: worse than the version's validation score by more than ``monitoring.max_drop``;
+- ``too_few_rows``: under ``monitoring.min_rows`` labelled rows (recorded, never alerts);
+- ``ok`` otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+
+from include.ml.config import PipelineConfig
+from include.ml.drift import level_label
+from include.ml.errors import BatchReadError, InputDataError
+from include.ml.evaluate import metric_value
+from include.ml.paths import resolve
+from include.ml.registry import ModelRegistry, read_jsonl_latest
+
+HISTORY = "performance.jsonl"
+BREACHES = ("below_floor", "below_validation")
+
+
+def labels_dir(config: PipelineConfig) -> Path:
+    """The labels landing folder of a pipeline."""
+    return resolve(config.monitoring.labels_dir.format(pipeline=config.name))
+
+
+def label_files(config: PipelineConfig, ds: str) -> list[Path]:
+    """The label files delivered on ``ds``: ``<ds>.csv``, ``<ds>-anything.parquet`` and so on, sorted."""
+    folder = labels_dir(config)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.startswith(ds)
+                  and p.suffix in {".csv", ".parquet", ".pq"})
+
+
+def read_labels(config: PipelineConfig, files: list[Path]) -> pd.DataFrame:
+    """The id columns and target of ``files``, one row per id (the last delivery of an id wins).
+    :class:`InputDataError` names a file that lacks a column."""
+    if not config.id_columns:
+        raise InputDataError(f"pipeline {config.name!r} has no id_columns: labels cannot be matched to predictions; "
+                             f"declare id_columns in include/pipelines/{config.name}.yaml")
+    wanted = [*config.id_columns, config.target]
+    frames = []
+    for path in files:
+        try:
+            frame = pd.read_parquet(path) if path.suffix in {".parquet", ".pq"} else pd.read_csv(path)
+        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise BatchReadError(f"labels file {path} cannot be read: {exc}") from exc
+        missing = sorted(set(wanted) - set(frame.columns))
+        if missing:
+            raise InputDataError(f"labels file {path} lacks column(s) {missing}; a labels file holds the id "
+                                 f"columns {config.id_columns} and the target {config.target!r}")
+        frames.append(frame[wanted])
+    if not frames:
+        return pd.DataFrame(columns=wanted)
+    labels = pd.concat(frames, ignore_index=True).dropna(subset=[config.target])
+    for column in config.id_columns:
+        labels[column] = labels[column].map(level_label)
+    return labels.drop_duplicates(subset=config.id_columns, keep="last")
+
+
+def _prediction_files(config: PipelineConfig, ds: str) -> list[tuple[str, Path]]:
+    """(scoring date, file) of every predictions file scored within the lookback window up to ``ds``."""
+    end = dt.date.fromisoformat(ds)
+    found = []
+    for offset in range(config.monitoring.lookback_days, -1, -1):
+        day = (end - dt.timedelta(days=offset)).isoformat()
+        folder = resolve(config.scoring.output_dir.format(pipeline=config.name, ds=day))
+        if folder.is_dir():
+            found += [(day, p) for p in sorted(folder.glob("*.parquet")) if not p.name.endswith(".rejects.parquet")]
+    return found
+
+
+def matched_predictions(config: PipelineConfig, labels: pd.DataFrame, ds: str) -> pd.DataFrame:
+    """Labels joined with the predictions of the same ids (the latest scoring of an id wins), with
+    the scoring date; only the ids present on both sides."""
+    ids = labels[config.id_columns]
+    parts = []
+    for day, path in _prediction_files(config, ds):
+        names = pq.read_schema(path).names
+        if "model_version" not in names:  # a partition whose every row was rejected
+            continue
+        columns = [c for c in names if c in config.id_columns or c in ("prediction", "model_version")
+                   or c.startswith("proba_")]
+        frame = pq.read_table(path, columns=columns).to_pandas()
+        for column in config.id_columns:
+            frame[column] = frame[column].map(level_label)
+        frame = frame.merge(ids, on=config.id_columns, how="inner")
+        if not frame.empty:
+            parts.append(frame.assign(scoring_date=day, model_version=frame["model_version"].astype(str)))
+    if not parts:
+        return pd.DataFrame(columns=[*labels.columns, "prediction", "model_version", "scoring_date"])
+    predictions = pd.concat(parts, ignore_index=True).drop_duplicates(subset=config.id_columns, keep="last")
+    return labels.merge(predictions, on=config.id_columns, how="inner")
+
+
+def group_metric(config: PipelineConfig, rows: pd.DataFrame) -> float | None:
+    """The primary metric of matched rows (None when it cannot be computed, e.g. one class only)."""
+    y = rows[config.target]
+    if config.task == "regression":
+        return metric_value(config.metric, y.to_numpy(dtype=float), rows["prediction"].to_numpy(dtype=float))
+    proba = sorted(c for c in rows.columns if c.startswith("proba_"))
+    positive = proba[-1].removeprefix("proba_") if proba else None
+    truth = y.map(level_label).to_numpy()
+    if config.metric in ("roc_auc", "average_precision", "log_loss"):
+        if len(set(truth)) < 2 or positive is None:
+            return None
+        inputs = rows[proba[-1]].to_numpy(dtype=float) if config.metric != "log_loss" else \
+            rows[proba].to_numpy(dtype=float)
+    else:
+        inputs = rows["prediction"].map(level_label).to_numpy()
+    return metric_value(config.metric, truth, inputs, positive)
+
+
+def _judge(config: PipelineConfig, value: float | None, validation: float | None, rows: int) -> tuple[str, list]:
+    better = config.greater_is_better
+    floor, drop = config.performance_floor, config.monitoring.max_drop
+
+    def worse(a: float, b: float) -> bool:
+        return a < b if better else a > b
+
+    if value is None:
+        return "too_few_rows", ["the metric cannot be computed on these rows (one class only)"]
+    if rows < config.monitoring.min_rows:
+        return "too_few_rows", [f"{rows} labelled rows, fewer than monitoring.min_rows "
+                                f"{config.monitoring.min_rows}: recorded, not judged"]
+    reasons = []
+    if worse(value, floor):
+        reasons.append(f"{config.metric} {value:.4f} is worse than the floor {floor:g}")
+    if validation is not None and worse(value, validation - drop if better else validation + drop):
+        reasons.append(f"{config.metric} {value:.4f} is worse than the validation score {validation:.4f} "
+                       f"by more than {drop:g}")
+    if not reasons:
+        return "ok", []
+    return ("below_floor" if worse(value, floor) else "below_validation"), reasons
+
+
+def measure(config: PipelineConfig, ds: str, run_id: str = "manual") -> dict:
+    """Measure realised performance from the labels delivered on ``ds``; append one record per
+    (model version, scoring date) to the monitoring history. Returns the run's totals, its records
+    and the breaches (records whose status is below the floor or the validation score)."""
+    files = label_files(config, ds)
+    labels = read_labels(config, files)
+    matched = matched_predictions(config, labels, ds) if len(labels) else labels.iloc[0:0]
+    registry = ModelRegistry(config.registry_path)
+    measured_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    records = []
+    for (version, day), rows in matched.groupby(["model_version", "scoring_date"], sort=True):
+        value = group_metric(config, rows)
+        try:
+            validation = registry.metadata(version)["metrics"].get(config.metric)
+        except (OSError, KeyError, ValueError):
+            validation = None
+        status, reasons = _judge(config, value, validation, len(rows))
+        records.append({
+            "pipeline": config.name, "labels_date": ds, "run_id": run_id, "model_version": version,
+            "scoring_date": day, "metric": config.metric, "value": value, "rows": len(rows),
+            "validation_score": validation, "floor": config.performance_floor,
+            "max_drop": config.monitoring.max_drop, "status": status, "reasons": reasons,
+            "measured_at": measured_at,
+        })
+    if records:
+        path = config.registry_path / HISTORY
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as handle:
+            handle.writelines(json.dumps(r, default=str) + "\n" for r in records)
+    return {
+        "pipeline": config.name, "labels_date": ds, "label_files": [str(f) for f in files],
+        "labelled_rows": len(labels), "matched_rows": len(matched), "unmatched_rows": len(labels) - len(matched),
+        "records": records, "breaches": [r for r in records if r["status"] in BREACHES],
+    }
+
+
+def history(config: PipelineConfig) -> list[dict]:
+    """Realised-performance records oldest first; re-measuring a delivery replaces its records."""
+    return read_jsonl_latest(config.registry_path / HISTORY, ("labels_date", "model_version", "scoring_date"))
+
