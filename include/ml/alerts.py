@@ -241,4 +241,4 @@ def _links_section(outcome: dict) -> str:
     dashboard = links.dashboard(outcome["pipeline"])
     run = links.run(f"ml_training__{outcome['pipeline']}", outcome["run_id"])
     return (f"<p>Dashboard: <a href='{html.escape(dashboard)}'>{html.escape(dashboard)}</a><br>"
-            f"Airflow run: <a href='{html.escape(run)}'>{html.escape(run)}</a></p>")
+            f"Run page in the Airflow UI: <a href='{html.escape(run)}'>{html.escape(run)}</a></p>")
