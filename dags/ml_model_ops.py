@@ -118,6 +118,9 @@ def ml_model_ops() -> None:
                                             reason=plan["reason"], action=plan["action"])
         except RegistryError as error:
             raise AirflowFailException(str(error)) from error
+        from include.airflow_metrics import emit_manual_promotion, emit_rollback
+
+        (emit_rollback if plan["action"] == "rollback" else emit_manual_promotion)(plan["pipeline"])
         extra = event_extra(registry, plan["to"], plan["action"], actor)
         context["outlet_events"][PRODUCTION_CHANGE].add(production_asset(plan["pipeline"]), extra=extra)
         return {"pipeline": plan["pipeline"], "entry": entry, "extra": extra}

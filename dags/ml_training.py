@@ -117,8 +117,12 @@ def build_training_dag(config: PipelineConfig) -> DAG:
 
         @task(trigger_rule="none_failed_min_one_success")
         def report() -> dict:
+            from include.airflow_metrics import emit_training_metrics
+
             context = get_current_context()
-            return _run(steps.report, config, context["run_id"], _ds(context))
+            summary = _run(steps.report, config, context["run_id"], _ds(context))
+            emit_training_metrics(config.name, summary)  # gauges and the branch's counter (StatsD when on)
+            return summary
 
         branch = drift_check(evaluate(train(validate(extract()))))
         outcomes = [conclude(name) for name in steps.BRANCHES]

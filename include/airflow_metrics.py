@@ -105,4 +105,10 @@ def emit_performance_metrics(pipeline: str, record: dict) -> None:
 @_safely
 def emit_rollback(pipeline: str) -> None:
     """One rollback of the production model (model operations DAG)."""
-    _count(pipeline, "rollbacks")
+    _count(pipeline, "rollbacks", source="model_ops")
+
+
+@_safely
+def emit_manual_promotion(pipeline: str) -> None:
+    """One promotion made by hand (model operations DAG): counted with the training runs' promotions."""
+    _count(pipeline, "promotions", source="model_ops")

@@ -391,7 +391,7 @@ def line_chart_svg(series: list[dict], labels: list[str], title: str, threshold:
     if not labels or not values:
         return f"<svg class='chart' role='img' width='{width}' height='40'><title>{_e(title)}</title>" \
                f"<text x='8' y='24' font-size='12'>no data yet</text></svg>"
-    left, right, top, bottom = 56, 16, 24, 44
+    left, right, top, bottom = 56, 40, 24, 44
     low, high = min(values), max(values)
     pad = (high - low) * 0.1 or abs(high) * 0.05 or 0.05
     low, high = low - pad, high + pad

@@ -1,0 +1,164 @@
+"""The monitoring report: built from a real three-day history (promote, promote or reject, drift hold),
+real batch scoring and real labels; the report file, the dashboard data and the alert emails agree."""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from include.ml import alerts, paths, performance, report, scoring, simulate, training
+from include.ml.config import FeatureSpec, get_pipeline
+
+DAY4 = dt.date(2026, 1, 4)
+
+
+@pytest.fixture(scope="module")
+def monitored(credit_history, tmp_path_factory) -> Path:
+    """A copy of the shared three-run history, plus one day of batch scoring (with bad rows) and the
+    labels of those rows measured against the predictions."""
+    home = tmp_path_factory.mktemp("monitored") / "ml-home"
+    shutil.copytree(credit_history.home, home)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ML_HOME", str(home))
+        config = get_pipeline("credit_default")
+        delivered = simulate.write_scoring_batches(config, DAY4, 1, partitions=2, rows=400, bad_rows=3)
+        registry = training.registry_for(config)
+        version = registry.production()
+        model = registry.load(version)
+        features = [FeatureSpec.model_validate(f) for f in registry.metadata(version)["features"]]
+        out = paths.resolve(config.scoring.output_dir.format(pipeline=config.name, ds=DAY4.isoformat()))
+        summaries = [scoring.score_file(model, version, config, features, part, out / f"{part.stem}.parquet",
+                                        max_reject_share=0.05).to_dict() for part in delivered["scoring"]]
+        scoring.summarise(config, DAY4.isoformat(), summaries, run_id="scheduled__2026-01-04T00:00:00+00:00")
+        labels_day = delivered["labels"][0].name[:10]
+        performance.measure(config, labels_day)
+    return home
+
+
+@pytest.fixture
+def config(monitored, monkeypatch):
+    monkeypatch.setenv("ML_HOME", str(monitored))
+    return get_pipeline("credit_default")
+
+
+def cells(page: str, table_id: str) -> list[list[str]]:
+    """The text of each body row of the table with ``id=table_id``."""
+    body = re.search(rf"<table class='data' id='{table_id}'>.*?<tbody>(.*?)</tbody>", page, re.S).group(1)
+    return [[html.unescape(re.sub(r"<[^>]+>", "", c)).strip() for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+            for row in re.findall(r"<tr[^>]*>(.*?)</tr>", body, re.S)]
+
+
+def test_the_report_command_writes_one_html_file_with_every_section(config, tmp_path):
+    out = tmp_path / "report.html"
+
+    done = subprocess.run([sys.executable, "-m", "include.ml", "report", "--pipeline", "credit_default",
+                           "--out", str(out), "--airflow-url", "https://airflow.example.com"],
+                          capture_output=True, text=True, cwd=paths.REPO_ROOT, check=False)
+
+    assert done.returncode == 0, done.stderr
+    assert f"-> {out}" in done.stdout
+    page = out.read_text()
+    for section in ("roc_auc over time", "Drift per feature", "Training runs", "Versions", "Promotions and rollbacks",
+                    "Validation", "Champion / challenger", "Batch scoring", "Realised performance"):
+        assert f">{section}<" in page or f">{section}</h" in page, section
+    assert page.count("<svg") >= 3  # metric, heatmap, scoring bars: drawn in the file, no scripts
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
+    first_run = training.run_history(config)[0]["run_id"]
+    assert ("https://airflow.example.com/dags/ml_training__credit_default/runs/"
+            + first_run.replace(":", "%3A").replace("+", "%2B")) in page
+
+
+def test_the_report_shows_the_registry_and_history_numbers(config):
+    detail = report.pipeline_detail(config)
+    page = report.render_pipeline(detail)
+    history = training.run_history(config)
+    registry = training.registry_for(config)
+
+    versions = cells(page, "versions")
+    assert [row[0].rstrip(" ★") for row in versions] == list(reversed(registry.versions()))
+    for row in versions:
+        meta = registry.metadata(row[0].rstrip(" ★"))
+        assert row[1] == meta["decision"]
+        assert row[3] == f"{meta['metrics']['roc_auc']:.4f}"
+    assert versions[[r[0].rstrip(" ★") for r in versions].index(registry.production())][0].endswith("★")
+    runs = cells(page, "runs")
+    assert [(r[0], r[1], r[3]) for r in runs] == [
+        (h["logical_date"], h["branch"], f"{h['score']:.4f}") for h in reversed(history)]
+    assert runs[0][1] == "hold" and runs[0][5] == "drift"  # the drifted third day, newest first
+    assert [a["to"] for a in registry.audit()] == [r[3] for r in reversed(cells(page, "audit"))]
+
+
+def test_the_drift_heatmap_has_one_cell_per_feature_and_compared_run(config):
+    heatmap = report.pipeline_detail(config)["drift_heatmap"]
+    held = training.run_history(config)[-1]
+
+    assert [r["run_id"] for r in heatmap["runs"]] == [h["run_id"] for h in training.run_history(config)]
+    assert set(heatmap["features"]) == set(held["drift_by_feature"])
+    assert heatmap["features"][0] in held["drifted_features"]  # worst features first
+    assert all(cell is None for cell in (row[0] for row in heatmap["cells"]))  # the first model had no reference
+    column = {f: row[-1] for f, row in zip(heatmap["features"], heatmap["cells"], strict=True)}
+    assert {f for f, c in column.items() if c["level"] in ("drifted", "severe")} == set(held["drifted_features"])
+    svg = report.heatmap_svg(heatmap)
+    assert svg.count("<rect class='cell'") == sum(c is not None for row in heatmap["cells"] for c in row)
+
+
+def test_scoring_volumes_rejects_and_realised_performance_are_shown(config):
+    detail = report.pipeline_detail(config)
+    recorded = scoring.history(config)[-1]
+
+    assert detail["scoring"][-1]["rows"] == recorded["rows"] == 800
+    assert detail["scoring"][-1]["rejected"] == recorded["rejected"] > 0
+    row = cells(report.render_pipeline(detail), "scoring")[0]
+    assert row[:4] == ["2026-01-04", "800", f"{recorded['scored']:,}", str(recorded["rejected"])]
+    realised = performance.history(config)[-1]
+    assert detail["realised"]["value"] == pytest.approx(realised["value"])
+    assert detail["metric_over_time"]["realised"][-1]["value"] == pytest.approx(realised["value"])
+    overview = report.render_overview(report.overview([config]))
+    assert f"{realised['value']:.4f}" in overview
+
+
+def test_a_failed_airflow_run_is_the_last_outcome_and_links_to_its_run_page(config):
+    failed = {"run_id": "scheduled__2026-01-05T00:00:00+00:00", "state": "failed",
+              "logical_date": "2026-01-05T00:00:00+00:00", "end_date": "2999-01-01T00:00:00+00:00"}
+
+    row = report.pipeline_overview(config, [failed])
+
+    assert row["last_run"]["outcome"] == "failed"
+    assert row["last_run"]["links"]["run"].endswith("/runs/scheduled__2026-01-05T00%3A00%3A00%2B00%3A00")
+    assert row["drift_verdict"] == training.run_history(config)[-1]["drift_verdict"]  # from the last trained run
+    assert report.pipeline_overview(config)["last_run"]["outcome"] == "hold"
+
+
+def test_the_held_email_has_the_dashboard_comparison_drift_table_and_links(config, monkeypatch):
+    monkeypatch.setenv("ML_AIRFLOW_URL", "https://airflow.example.com")
+    held = training.run_history(config)[-1]
+    workspace = Path(held["workspace"])
+    drift = json.loads((workspace / "drift.json").read_text())
+    evaluation = json.loads((workspace / "evaluation.json").read_text())
+
+    body = alerts.outcome_email(held, drift=drift).html
+
+    assert report.drift_table_html(drift) in body  # the dashboard's own table
+    assert report.comparison_html(report.comparison(held, evaluation)) in body
+    interval = evaluation["gates"]["interval"]
+    assert f"[{interval['lower']:+.4f}, {interval['upper']:+.4f}]" in body
+    assert "https://airflow.example.com/ml-models/pipelines/credit_default" in body
+    assert "https://airflow.example.com/dags/ml_training__credit_default/runs/" in body
+
+
+def test_missing_history_files_give_empty_sections_not_errors(ml_home):
+    config = get_pipeline("house_prices")
+
+    detail = report.pipeline_detail(config)
+    page = report.render_pipeline(detail)
+
+    assert detail["production"] is None and detail["runs"] == [] and detail["scoring"] == []
+    assert "no data yet" in page and "No labels delivered yet." in page
