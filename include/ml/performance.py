@@ -154,11 +154,12 @@ def measure(config: PipelineConfig, ds: str, run_id: str = "manual") -> dict:
     and the breaches (records whose status is below the floor or the validation score)."""
     files = label_files(config, ds)
     labels = read_labels(config, files)
-    matched = matched_predictions(config, labels, ds) if len(labels) else labels.iloc[0:0]
+    matched = matched_predictions(config, labels, ds)
     registry = ModelRegistry(config.registry_path)
     measured_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     records = []
-    for (version, day), rows in matched.groupby(["model_version", "scoring_date"], sort=True):
+    groups = matched.groupby(["model_version", "scoring_date"], sort=True) if len(matched) else []
+    for (version, day), rows in groups:
         value = group_metric(config, rows)
         try:
             validation = registry.metadata(version)["metrics"].get(config.metric)

@@ -51,3 +51,66 @@ def test_partitions_of_a_date_are_scored_in_mapped_tasks_with_rejects_beside_the
     assert rejects["reject_reason"].tolist() == ["utilization: above maximum 1"]
     summary = json.loads((out / "_summary.json").read_text())
     assert (summary["partitions"], summary["rows"], summary["scored"], summary["rejected"]) == (3, 1200, 1199, 1)
+
+
+def _asset_events(run_id: str) -> list[dict]:
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return [e.extra for e in session.query(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .filter(AssetModel.name == "ml_production_model__credit_default",
+                        AssetEvent.source_run_id == run_id)]
+
+
+def test_promotion_to_scoring_to_labels_the_realised_metric_is_the_one_computed_directly(
+        dags, ml_home, smtp_inbox):
+    from sklearn.metrics import roc_auc_score
+
+    from include.ml import performance
+    from include.ml.simulate import write_scoring_batches
+
+    config = get_pipeline("credit_default")
+    write_batches(config, dt.date(2026, 1, 1), 1, rows=2000)
+    training = dags[config.dag_id].test(logical_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    assert [(e["version"], e["action"]) for e in _asset_events(training.run_id)] == [("v0001", "promote")]
+
+    delivered = write_scoring_batches(config, dt.date(2026, 1, 2), 1, partitions=3, rows=400, bad_rows=2)
+    scoring = dags["ml_batch_scoring__credit_default"].test(logical_date=dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
+    assert str(scoring.state) == "success"
+    out = paths.resolve("predictions/credit_default/2026-01-02")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_summary.json", "part-000.parquet", "part-000.rejects.parquet", "part-001.parquet", "part-002.parquet"]
+    rejects = pd.read_parquet(out / "part-000.rejects.parquet")
+    assert rejects["reject_reason"].tolist() == ["age: not a number"] * 2
+    summary = json.loads((out / "_summary.json").read_text())
+    assert (summary["rows"], summary["scored"], summary["rejected"]) == (1200, 1198, 2)
+    # same world as training: the predictions are distributed as they were on the holdout rows
+    assert summary["prediction_drift"]["verdict"] == "none", summary["prediction_drift"]
+
+    # labels arrive two days later; the realised AUC is computed from the stored predictions
+    labels_day = dt.date(2026, 1, 4)
+    assert [p.name for p in delivered["labels"]] == ["2026-01-04-scored-2026-01-02.csv"]
+    run = dags["ml_performance__credit_default"].test(logical_date=dt.datetime(2026, 1, 4, tzinfo=dt.UTC))
+    assert str(run.state) == "success"
+    [record] = performance.history(config)
+    truth = pd.read_csv(delivered["labels"][0])
+    predicted = pd.concat(pd.read_parquet(out / f"part-00{i}.parquet") for i in range(3))
+    joined = truth.merge(predicted, on="customer_id")
+    assert len(joined) == 1198
+    assert (record["labels_date"], record["scoring_date"], record["model_version"], record["rows"]) == (
+        labels_day.isoformat(), "2026-01-02", "v0001", 1198)
+    assert record["value"] == pytest.approx(roc_auc_score(joined["default"], joined["proba_1"]), abs=1e-12)
+    assert record["status"] == "ok" and 0.7 < record["value"] < 1
+    assert not [s for s in smtp_inbox.subjects() if "PERFORMANCE DROP" in s]
+
+    # outcomes that contradict the model (labels flipped): below the floor, one email that says so
+    flipped = truth.assign(default=1 - truth["default"])
+    flipped.to_csv(paths.resolve("labels/credit_default") / "2026-01-05-corrected.csv", index=False)
+    run = dags["ml_performance__credit_default"].test(logical_date=dt.datetime(2026, 1, 5, tzinfo=dt.UTC))
+    assert str(run.state) == "success"
+    latest = performance.history(config)[-1]
+    assert latest["status"] == "below_floor"
+    assert latest["value"] == pytest.approx(1 - record["value"], abs=1e-9)
+    email = smtp_inbox.wait_for("PERFORMANCE DROP")
+    assert "v0001" in email["subject"] and "2026-01-05" in email["subject"]
