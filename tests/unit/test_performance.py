@@ -40,7 +40,7 @@ def credit_scored(credit_config, run_day):
 
 
 def test_the_realised_metric_is_the_one_computed_directly_on_the_joined_rows(credit_scored):
-    config, delivered, summary = credit_scored
+    config, delivered, _summary = credit_scored
     labels_date = (SCORED + dt.timedelta(days=config.simulation.label_delay_days)).isoformat()
     assert delivered["labels"][0].name == f"{labels_date}-scored-{SCORED.isoformat()}.csv"
 
@@ -85,7 +85,7 @@ def test_outcomes_that_contradict_the_model_are_below_the_floor(credit_scored):
 
 
 def test_a_small_drop_below_validation_beyond_the_margin_alerts_and_too_few_rows_never_do(credit_scored):
-    config, delivered, _ = credit_scored
+    config, _delivered, _ = credit_scored
     labels_date = (SCORED + dt.timedelta(days=2)).isoformat()
     honest = performance.measure(config, labels_date)["records"][0]
     strict = config.model_copy(update={"monitoring": config.monitoring.model_copy(
@@ -160,7 +160,7 @@ def test_a_version_registered_without_holdout_scores_has_no_prediction_reference
 
 
 def test_cli_measures_a_delivery_and_lists_the_history(credit_scored, capsys):
-    config, _, _ = credit_scored
+    _config, _, _ = credit_scored
     labels_date = (SCORED + dt.timedelta(days=2)).isoformat()
     assert main(["performance", "--labels-date", labels_date]) == 0
     out = capsys.readouterr().out
