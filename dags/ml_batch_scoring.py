@@ -66,10 +66,13 @@ def build_scoring_dag(config: PipelineConfig):
 
         @task(on_success_callback=PredictionDriftEmail(config.name, recipients, sender))
         def summarise(summaries: list[dict]) -> dict:
+            from include.airflow_metrics import emit_scoring_metrics
             from include.ml import scoring
 
             context = get_current_context()
-            return scoring.summarise(config, _date(context), list(summaries), run_id=context["run_id"])
+            summary = scoring.summarise(config, _date(context), list(summaries), run_id=context["run_id"])
+            emit_scoring_metrics(config.name, summary)  # rows, rejects (StatsD when on)
+            return summary
 
         summarise(score_partition.expand(path=list_partitions()))
 

@@ -46,8 +46,12 @@ def build_performance_dag(config: PipelineConfig):
 
             context = get_current_context()
             ds = context.get("ds") or context["dag_run"].run_after.date().isoformat()
+            from include.airflow_metrics import emit_performance_metrics
+
             with fail_without_retry():
                 result = monitoring.measure(config, ds, run_id=context["run_id"])
+            for record in result["records"]:
+                emit_performance_metrics(config.name, record)  # realised metric per version (StatsD when on)
             logging.getLogger(__name__).info(
                 "labels of %s: %d row(s), %d matched; %d group(s), %d below expectations", ds,
                 result["labelled_rows"], result["matched_rows"], len(result["records"]), len(result["breaches"]))
