@@ -188,6 +188,15 @@ class AirflowCluster:
             parts.append(f"----- {path.name} (last {len(tail)} lines) -----\n" + "\n".join(tail))
         return "\n".join(parts)
 
+    def task_log_tails(self, dag_id: str, run_id: str, task_ids: set[str], lines: int = 30) -> str:
+        """The end of each attempt's log of ``task_ids`` in a run (Airflow's default log layout)."""
+        parts = []
+        for path in sorted((self.location.airflow_home / "logs" / f"dag_id={dag_id}").glob("*/task_id=*/**/*.log")):
+            if f"run_id={run_id}" in str(path) and any(f"task_id={t}" in str(path) for t in task_ids):
+                tail = path.read_text(errors="replace").splitlines()[-lines:]
+                parts.append(f"----- {path.relative_to(self.location.airflow_home)} -----\n" + "\n".join(tail))
+        return "\n".join(parts)
+
     def wait_until(self, what: str, probe, interval: float = 2.0):
         """Call ``probe`` until it returns something truthy; fail with the log tails at the deadline."""
         while True:

@@ -21,22 +21,25 @@ from tests.production.cluster import AirflowCluster, ClusterError, Location
 
 pytestmark = pytest.mark.production
 
-POSTGRES = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
+POSTGRES = {"host": os.environ.get("ML_PROD_POSTGRES_HOST", "127.0.0.1"),
+            "port": int(os.environ.get("ML_PROD_POSTGRES_PORT", "5432")), "user": "postgres"}
+REDIS_HOST = os.environ.get("ML_PROD_REDIS_HOST", "127.0.0.1")
+REDIS_PORT = int(os.environ.get("ML_PROD_REDIS_PORT", "6379"))
 #: a Redis database of the production-shape runs' own; each run also has a Celery queue of its own
 REDIS_DB = int(os.environ.get("ML_PROD_REDIS_DB", "7"))
 TIMEOUT_SECONDS = float(os.environ.get("ML_PROD_TIMEOUT", "600"))
 PARTITIONS, PARTITION_ROWS = 3, 400
 
 START_HINT = {
-    "PostgreSQL": "start one on 127.0.0.1:5432 accepting user postgres without a password, e.g. "
-                  "`docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`",
-    "Redis": "start one on 127.0.0.1:6379, e.g. `docker run -d -p 6379:6379 redis:7`",
+    "PostgreSQL": f"start one on {POSTGRES['host']}:{POSTGRES['port']} accepting user postgres without a "
+                  "password, e.g. `docker run -d -p 5432:5432 -e POSTGRES_HOST_AUTH_METHOD=trust postgres:16`",
+    "Redis": f"start one on {REDIS_HOST}:{REDIS_PORT}, e.g. `docker run -d -p 6379:6379 redis:7`",
 }
 
 
 def _unavailable(service: str, error: Exception) -> None:
-    message = f"{service} is not reachable ({error}); {START_HINT[service]}"
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    message = f"{service} is not reachable ({reason}); {START_HINT[service]}"
     if os.environ.get("CI") == "true":
         pytest.fail(f"CI=true: the production-shape test needs its services. {message}")
     pytest.skip(message)
@@ -91,7 +94,9 @@ def celery_queue():
 @pytest.fixture
 def cluster(tmp_path, database, celery_queue, smtp_inbox, monkeypatch):
     location = Location(airflow_home=tmp_path / "airflow-home", ml_home=tmp_path / "ml-home", database=database,
-                        redis_db=REDIS_DB, smtp_port=SMTP_PORT, queue=celery_queue)
+                        redis_db=REDIS_DB, smtp_port=SMTP_PORT, queue=celery_queue,
+                        postgres_host=POSTGRES["host"], postgres_port=POSTGRES["port"],
+                        redis_host=REDIS_HOST, redis_port=REDIS_PORT)
     monkeypatch.setenv("ML_HOME", str(location.ml_home))  # the test writes batches and reads the registry
     logs = tmp_path / "process-logs"
     logs.mkdir()
@@ -110,14 +115,21 @@ def _run_state(cluster: AirflowCluster, dag_id: str, run_id: str) -> str | None:
     run = next((r for r in cluster.dag_runs(dag_id) if r["dag_run_id"] == run_id), None)
     if run and run["state"] == "failed":
         states = {(t["task_id"], t["map_index"]): t["state"] for t in cluster.task_instances(dag_id, run_id)}
-        raise ClusterError(f"{dag_id} run {run_id} failed: {states}\n{cluster.log_tails()}")
+        failed = {task for (task, _), state in states.items() if state in ("failed", "upstream_failed")}
+        raise ClusterError(f"{dag_id} run {run_id} failed: {states}\n"
+                           f"{cluster.task_log_tails(dag_id, run_id, failed)}\n{cluster.log_tails()}")
     return run["state"] if run and run["state"] == "success" else None
 
 
-def _finished_scheduled_run(cluster: AirflowCluster, dag_id: str) -> bool:
+def _no_scheduled_run_pending(cluster: AirflowCluster, dag_id: str) -> bool:
+    """True once the scheduled run due at unpausing (if any) has finished and none is running."""
     runs = cluster.dag_runs(dag_id)
-    scheduled = [r for r in runs if r["run_type"] == "scheduled"]
-    return bool(scheduled) and all(r["state"] in ("success", "failed") for r in runs)
+    if any(r["state"] not in ("success", "failed") for r in runs):
+        return False
+    if any(r["run_type"] == "scheduled" for r in runs):
+        return True
+    next_run = cluster.request("GET", f"/api/v2/dags/{dag_id}")["next_dagrun_run_after"]
+    return next_run is not None and dt.datetime.fromisoformat(next_run) > dt.datetime.now(dt.UTC)
 
 
 def _write_scoring_partitions(ml_home, days: list[dt.date]) -> list:
@@ -150,7 +162,7 @@ def test_rest_triggered_training_promotes_and_the_model_asset_fans_scoring_out_o
     # Scoring first: Asset events only queue runs of unpaused DAGs. Unpausing also starts the
     # catch-up-free daily run of the latest 06:00; it finds no partitions yet and succeeds empty.
     cluster.request("PATCH", f"/api/v2/dags/{scoring}", {"is_paused": False})
-    cluster.wait_until("the scheduled scoring run to finish", lambda: _finished_scheduled_run(cluster, scoring))
+    cluster.wait_until("the scheduled scoring run to finish", lambda: _no_scheduled_run_pending(cluster, scoring))
     # An Asset-triggered run scores the day it was created on (dags/ml_batch_scoring.py _date):
     # today, or tomorrow if midnight UTC passes meanwhile.
     frames = _write_scoring_partitions(ml_home, [today, today + dt.timedelta(days=1)])
@@ -179,6 +191,9 @@ def test_rest_triggered_training_promotes_and_the_model_asset_fans_scoring_out_o
     ran = [t for t in mapped + training_tis if t["state"] == "success"]
     assert {t["queue"] for t in ran} == {cluster.location.queue}
     assert all(t["hostname"] for t in ran)
+    assert {t["executor"] for t in ran} <= {None, "CeleryExecutor"}  # none pinned to another executor
+    schedulers = cluster.request("GET", "/api/v2/jobs?job_type=SchedulerJob")["jobs"]
+    assert schedulers and all("CeleryExecutor" in (j["executor_class"] or "") for j in schedulers), schedulers
     worker_log = (cluster.log_dir / "celery-worker.log").read_text(errors="replace")
     executed = [line for line in worker_log.splitlines() if "Executing workload in Celery" in line]
     assert sum("score_partition" in line for line in executed) >= PARTITIONS, worker_log[-3000:]
