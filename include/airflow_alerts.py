@@ -7,8 +7,10 @@ The words come from :mod:`include.ml.alerts`.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 from typing import Any
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
@@ -34,9 +36,25 @@ class _EmailCallback:
             return
         notifier = SmtpNotifier(to=self.recipients, from_email=self.from_email,
                                 subject=email.subject, html_content=email.html)
-        # notify() rather than __call__: the text is final, it must not go through Jinja again.
-        notifier.notify(context)
+        try:
+            # notify() rather than __call__: the text is final, it must not go through Jinja again.
+            notifier.notify(context)
+        except Exception as error:  # the mail server must not decide the run's state
+            # The alert is not lost: its whole content goes to the task log instead.
+            log.error("alert email NOT delivered to %s (%s: %s); the alert follows.\nSubject: %s\n%s",
+                      ", ".join(self.recipients), type(error).__name__, error, email.subject,
+                      _plain_text(email.html))
+            return
         log.info("alert email sent to %s: %s", ", ".join(self.recipients), email.subject)
+
+
+def _plain_text(markup: str) -> str:
+    """The readable text of an alert's HTML body, one line per block, for the task log."""
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", "", markup)
+    text = re.sub(r"(?i)<br\s*/?>|</(p|div|h[1-6]|li|tr|table|pre)>", "\n", text)
+    text = re.sub(r"(?i)</t[hd]>", "  ", text)
+    text = html.unescape(re.sub(r"<[^>]+>", "", text))
+    return "\n".join(line.strip() for line in text.splitlines() if line.strip())
 
 
 def _run_id(context: dict[str, Any]) -> str:

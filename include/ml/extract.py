@@ -53,7 +53,13 @@ def read_batch(path: Path, file_format: str | None = None) -> pd.DataFrame:
     file_format = file_format or ("parquet" if path.suffix in {".parquet", ".pq"} else "csv")
     try:
         frame = pd.read_parquet(path) if file_format == "parquet" else pd.read_csv(path, low_memory=False)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, OSError, ValueError) as exc:
+    except UnicodeDecodeError as exc:
+        raise BatchReadError(
+            f"batch file {path} cannot be read as {file_format}: it is not UTF-8 text (byte "
+            f"0x{exc.object[exc.start]:02x} is not valid there). Ask the upstream owner for a complete re-delivery "
+            "encoded as UTF-8; the file is kept as is."
+        ) from exc
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as exc:
         raise BatchReadError(
             f"batch file {path} cannot be read as {file_format}: {exc}. "
             "Ask the upstream owner for a complete re-delivery; the file is kept as is."
@@ -63,7 +69,38 @@ def read_batch(path: Path, file_format: str | None = None) -> pd.DataFrame:
             f"batch file {path} has no data rows (columns: {list(frame.columns)}). "
             "Ask the upstream owner for a complete re-delivery; the file is kept as is."
         )
+    if file_format == "csv":
+        _check_csv_shape(path, frame)
     return frame
+
+
+def _check_csv_shape(path: Path, frame: pd.DataFrame) -> None:
+    """Refuse a CSV read as one column with another separator in its header, or cut off mid-row:
+    both parse "successfully" into something validation would describe misleadingly."""
+    import csv
+
+    header = str(frame.columns[0])
+    if frame.shape[1] == 1:
+        for separator in (";", "\t", "|"):
+            if separator in header:
+                raise BatchReadError(
+                    f"batch file {path} reads as a single column {header[:60]!r}…: its fields look separated by "
+                    f"{separator!r}, not ','. Ask the upstream owner for a re-delivery separated by commas; the "
+                    "file is kept as is."
+                )
+    with open(path, "rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 65536))
+        tail = handle.read()
+    if tail.endswith((b"\n", b"\r")):
+        return
+    last_line = tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+    fields = len(next(csv.reader([last_line]), []))
+    if fields < frame.shape[1]:
+        raise BatchReadError(
+            f"batch file {path} looks truncated: its last line (data row {len(frame)}) has {fields} of "
+            f"{frame.shape[1]} fields and the file does not end with a line break. Ask the upstream owner for a "
+            "complete re-delivery; the file is kept as is."
+        )
 
 
 def fingerprint(path: Path, frame: pd.DataFrame) -> Fingerprint:

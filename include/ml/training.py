@@ -108,7 +108,9 @@ def validate(config: PipelineConfig, workspace: Path, run_id: str = "manual", sa
                                                      "ds": extracted["ds"], "sha256": extracted["sha256"]})
         error.quarantined_to = str(target)
         error.args = (f"{error.args[0]}\nThe batch was copied to {target} (with reasons.json); "
-                      f"the landing file {source} is untouched and production is unchanged.",)
+                      f"the landing file {source} is untouched and production is unchanged. Ask the upstream owner "
+                      f"for a corrected delivery (or fix {paths.PIPELINES_DIR / config.name}.yaml if a rule there "
+                      "is wrong), then rerun this date.",)
         raise
     if origin == "inferred" and save_features:
         save_inferred_features(config, features)

@@ -228,6 +228,13 @@ def check_batch(
         clean = schema.validate(clean, lazy=True)
     except pa.errors.SchemaErrors as errors:
         failures.extend(_summarise(errors, clean, policy))
+    repeated = frame.duplicated()
+    if repeated.any():  # a delivery sent twice would leak rows between training and holdout
+        rows = [int(r) for r in frame.index[repeated]]
+        failures.append({"column": None, "rule": "repeat an earlier row exactly", "count": len(rows),
+                         "rows": rows[:20], "severity": WARNING,
+                         "message": f"batch: {len(rows)} rows repeat an earlier row exactly (first rows: "
+                                    f"{', '.join(str(r) for r in rows[:5])}); was a delivery sent twice?"})
     errors = [f for f in failures if f["severity"] == ERROR]
     warnings = [f for f in failures if f["severity"] == WARNING]
     if errors:
