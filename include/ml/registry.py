@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import io
@@ -75,6 +76,25 @@ class ModelRegistry:
         self.versions_dir = self.root / "versions"
         self.pointer_path = self.root / "production.json"
         self.audit_path = self.root / "audit.jsonl"
+
+    @contextlib.contextmanager
+    def _writable(self, what: str) -> Iterator[None]:
+        """Turn a permission error into a :class:`RegistryError` that says what to do."""
+        try:
+            yield
+        except PermissionError as exc:
+            raise RegistryError(
+                f"the model registry {self.root} is not writable ({exc.strerror}: {exc.filename}), so {what} was "
+                "not done; production is unchanged. Give the Airflow workers write access to that folder, then "
+                "clear the failed task to run it again."
+            ) from exc
+        except OSError as exc:
+            if exc.errno != errno.EROFS:
+                raise
+            raise RegistryError(
+                f"the model registry {self.root} is on a read-only file system ({exc.filename}), so {what} was not "
+                "done; production is unchanged. Mount it read-write, then clear the failed task to run it again."
+            ) from exc
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -207,6 +227,10 @@ class ModelRegistry:
         run_id = metadata.get("run_id")
         if run_id and (existing := self.find_by_run(run_id)):
             return existing
+        with self._writable("registering the new version"):
+            return self._register(artifact, metadata, profile, run_id)
+
+    def _register(self, artifact: Path, metadata: dict, profile: dict, run_id: str | None) -> str:
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         staging = self.versions_dir / f".staging-{uuid.uuid4().hex}"
         staging.mkdir()
@@ -241,7 +265,7 @@ class ModelRegistry:
         if not reason or not reason.strip():
             raise RegistryError("a reason is required to change the production model")
         self.check_version_id(version)
-        with self._locked():
+        with self._writable(f"switching production to {version}"), self._locked():
             if pending := self._unlogged_switch():
                 self._append_audit(pending)  # a switch killed between pointer and log: log it now
             current = self.production()
