@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.ml.errors import BatchNotFoundError, BatchReadError
+
+# Read errors of a flaky disk or network share that may pass on the next try (retried, not refused).
+TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ESTALE, errno.ECONNRESET,
+                              errno.ECONNABORTED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EBUSY})
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +64,14 @@ def read_batch(path: Path, file_format: str | None = None) -> pd.DataFrame:
             f"0x{exc.object[exc.start]:02x} is not valid there). Ask the upstream owner for a complete re-delivery "
             "encoded as UTF-8; the file is kept as is."
         ) from exc
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, OSError, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno in TRANSIENT_ERRNOS:
+            raise  # a storage hiccup, not bad data: the task's retries with backoff get another try
+        raise BatchReadError(
+            f"batch file {path} cannot be read as {file_format}: {exc}. "
+            "Ask the upstream owner for a complete re-delivery; the file is kept as is."
+        ) from exc
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, ValueError) as exc:
         raise BatchReadError(
             f"batch file {path} cannot be read as {file_format}: {exc}. "
             "Ask the upstream owner for a complete re-delivery; the file is kept as is."

@@ -12,6 +12,7 @@ show on real ``dag.test()`` runs that Airflow does the same.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -109,10 +110,11 @@ def deliver_failure_email(config: PipelineConfig, task_id: str, run_id: str, ds:
 
 
 def run_date(config: PipelineConfig, ds: str, inbox=None, run_id: str | None = None,
-             steps: dict[str, Callable] | None = None) -> Outcome:
+             steps: dict[str, Callable] | None = None, start_at: str | None = None) -> Outcome:
     """Run ``ds`` through extract -> validate -> train -> evaluate -> drift_check -> branch -> report
     as the DAG's tasks do; stop at the first failing task. With ``inbox``, the alert emails are
-    delivered and collected (``Outcome.emails``)."""
+    delivered and collected (``Outcome.emails``). ``start_at`` resumes a run at that task, as
+    Airflow's retry of a task does (same run id and workspace, upstream results in place)."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.airflow_alerts import OutcomeEmail
@@ -133,7 +135,13 @@ def run_date(config: PipelineConfig, ds: str, inbox=None, run_id: str | None = N
         "report": lambda: training.report(config, workspace, run_id, ds),
         **(steps or {}),
     }
-    for task_id, call in plan.items():
+    names = list(plan)
+    if start_at is not None:
+        names = names[names.index(start_at):]
+        if "drift_check" not in names:
+            outcome.results["drift_check"] = json.loads((workspace / "decision.json").read_text())
+    for task_id in names:
+        call = plan[task_id]
         shown_id = outcome.branch if task_id == "conclude" else task_id
         failure: BaseException | None = None
         try:
