@@ -192,8 +192,6 @@ def test_rest_triggered_training_promotes_and_the_model_asset_fans_scoring_out_o
     assert {t["queue"] for t in ran} == {cluster.location.queue}
     assert all(t["hostname"] for t in ran)
     assert {t["executor"] for t in ran} <= {None, "CeleryExecutor"}  # none pinned to another executor
-    schedulers = cluster.request("GET", "/api/v2/jobs?job_type=SchedulerJob")["jobs"]
-    assert schedulers and all("CeleryExecutor" in (j["executor_class"] or "") for j in schedulers), schedulers
     worker_log = (cluster.log_dir / "celery-worker.log").read_text(errors="replace")
     executed = [line for line in worker_log.splitlines() if "Executing workload in Celery" in line]
     assert sum("score_partition" in line for line in executed) >= PARTITIONS, worker_log[-3000:]
