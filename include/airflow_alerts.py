@@ -80,17 +80,22 @@ class TaskFailureEmail(_EmailCallback):
 
     def render(self, context: dict[str, Any]) -> alerts.Email:
         from include.ml.errors import ArtifactIntegrityError
+        from include.ml.scoring import TooManyRejectsError
 
         ti = context["ti"]
         exception = context.get("exception")
-        tampered = isinstance(exception, ArtifactIntegrityError) or isinstance(
-            getattr(exception, "__cause__", None), ArtifactIntegrityError)
+
+        def caused_by(kind: type) -> bool:
+            return isinstance(exception, kind) or isinstance(getattr(exception, "__cause__", None), kind)
+
+        event = ("artifact_tampered" if caused_by(ArtifactIntegrityError)
+                 else "scoring_rejects" if caused_by(TooManyRejectsError) else "task_failed")
         return alerts.task_failure_email(
             self.pipeline, ti.dag_id, ti.task_id, _run_id(context), context.get("ds"),
             error=f"{type(exception).__name__}: {exception}" if exception is not None
             else "no exception was recorded (the task was killed or timed out); see the task log",
             try_number=getattr(ti, "try_number", None), log_url=getattr(ti, "log_url", None),
-            event="artifact_tampered" if tampered else "task_failed",
+            event=event,
         )
 
 

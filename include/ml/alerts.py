@@ -50,6 +50,13 @@ EVENTS: dict[str, tuple[str, str, str]] = {
         "roll back to another version (see the runbook), keep the file for investigation, and find out who "
         "or what wrote to the registry.",
     ),
+    "scoring_rejects": (
+        "TOO MANY REJECTS",
+        "alert-too-many-rejects",
+        "A scoring file had more bad rows than scoring.max_reject_share allows, so none of its predictions were "
+        "published. The reasons per row are in the error below: get the file fixed upstream and redeliver it, "
+        "then clear the task (see the runbook).",
+    ),
     "task_failed": (
         "FAILED task",
         "alert-task-failed",

@@ -11,7 +11,7 @@ import pytest
 from include.ml import paths
 from include.ml.config import get_pipeline
 from include.ml.simulate import credit_default, write_batches
-from tests.conftest import ROOT
+from tests.conftest import ROOT, body_of
 
 pytestmark = pytest.mark.e2e
 
@@ -114,3 +114,27 @@ def test_promotion_to_scoring_to_labels_the_realised_metric_is_the_one_computed_
     assert latest["value"] == pytest.approx(1 - record["value"], abs=1e-9)
     email = smtp_inbox.wait_for("PERFORMANCE DROP")
     assert "v0001" in email["subject"] and "2026-01-05" in email["subject"]
+
+
+def test_a_partition_over_the_reject_threshold_fails_publishes_nothing_and_emails_why(dags, ml_home, smtp_inbox):
+    config = get_pipeline("credit_default")
+    write_batches(config, dt.date(2026, 1, 1), 1, rows=1000)
+    dags[config.dag_id].test(logical_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    inbox = ml_home / "scoring" / "credit_default" / "2026-01-03"
+    inbox.mkdir(parents=True)
+    good = credit_default(dt.date(2026, 1, 3), 300, seed=7, drifted=False).drop(columns="default")
+    broken = good.copy()
+    broken.loc[:29, "utilization"] = 7.0  # 10% of the rows, over the 1% allowed
+    good.to_parquet(inbox / "good.parquet", index=False)
+    broken.to_parquet(inbox / "broken.parquet", index=False)
+
+    dag_run = dags["ml_batch_scoring__credit_default"].test(logical_date=dt.datetime(2026, 1, 3, tzinfo=dt.UTC))
+
+    assert str(dag_run.state) == "failed"
+    out = paths.resolve("predictions/credit_default/2026-01-03")
+    assert sorted(p.name for p in out.iterdir()) == ["good.parquet"]  # nothing of the broken file, not even temp
+    assert (inbox / "broken.parquet").exists()  # the input is kept for redelivery
+    email = smtp_inbox.wait_for("TOO MANY REJECTS score_partition")
+    text = body_of(email)
+    assert "30 of 300 rows" in text and "utilization: above maximum 1" in text
+    assert "#alert-too-many-rejects" in text
