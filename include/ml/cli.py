@@ -1,6 +1,6 @@
 """Command line: ``python -m include.ml <command>``, the same functions the DAGs call.
 
-Commands: simulate, config check, validate, drift, train, score, models list|show|promote|rollback|history, runs,
+Commands: simulate, config check, validate, drift, train, score, models list|show|promote|rollback|history|verify, runs,
 performance.
 Exit status: 0 done, 1 the input or the registry refused (message on stderr), 2 bad usage.
 """
@@ -254,6 +254,29 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models_verify(args: argparse.Namespace) -> int:
+    from include.ml.training import registry_for
+
+    config = get_pipeline(args.pipeline)
+    registry = registry_for(config)
+    production = registry.production()
+    versions = [args.version] if args.version else registry.versions()
+    results = []
+    for version in versions:
+        intact, expected, actual = registry.verify(version)
+        results.append({"version": version, "intact": intact, "recorded_sha256": expected, "actual_sha256": actual,
+                        "production": version == production})
+    rows = [[("* " if r["production"] else "  ") + r["version"], "ok" if r["intact"] else "CHANGED",
+             r["recorded_sha256"][:16], r["actual_sha256"][:16]] for r in results]
+    _emit(args, results, _table(rows, ["version", "artifact", "recorded sha256", "actual sha256"])
+          if rows else f"no versions registered for {config.name}")
+    changed = [r["version"] for r in results if not r["intact"]]
+    if changed:
+        print(f"error: artifact(s) changed after registration: {', '.join(changed)}; do not load them, keep the "
+              f"files for investigation, roll back if production is among them", file=sys.stderr)
+    return 1 if changed else 0
+
+
 def _actor() -> str:
     import getpass
 
@@ -403,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="version to roll back to (default: the one production replaced)")
     p.add_argument("--reason", required=True, help="why (kept in the audit log)")
     add("history", cmd_models_history, "every production switch: time, from, to, actor, reason", parent=models)
+    p = add("verify", cmd_models_verify, "check artifacts against the sha256 recorded at registration (exit 1 if "
+                                         "one changed)", parent=models)
+    p.add_argument("version", nargs="?", help="one version (default: all)")
 
     p = add("score", cmd_score, "score a CSV or Parquet file in chunks with the production model (or --version)")
     p.add_argument("--input", required=True, help="CSV or Parquet file to score")

@@ -189,6 +189,14 @@ class ModelRegistry:
             )
         return joblib.load(io.BytesIO(payload))
 
+    def verify(self, version: str) -> tuple[bool, str, str]:
+        """``(intact, recorded sha256, actual sha256)`` of a version's artifact, without loading it."""
+        folder = self.check_version_id(version)
+        expected = self.metadata(version)["artifact"]["sha256"]
+        path = folder / ARTIFACT
+        actual = sha256_file(path) if path.is_file() else "missing"
+        return actual == expected, expected, actual
+
     def find_by_run(self, run_id: str) -> str | None:
         """The version a run already registered (so a retried task reuses it), if any."""
         for version in reversed(self.versions()):

@@ -714,3 +714,19 @@ def test_a_command_a_message_tells_the_user_to_run_exists(capsys, tmp_path: Path
         main([*command.split(), "--help"])
 
     assert exited.value.code == 0, capsys.readouterr().err
+
+
+def test_models_verify_flags_a_changed_artifact_and_exits_1(credit_config, run_day, capsys):
+    from include.ml.simulate import write_batches
+    from include.ml.training import registry_for
+
+    write_batches(credit_config, dt.date(2026, 1, 1), 1, rows=800)
+    run_day(credit_config, "2026-01-01")
+    assert main(["models", "verify"]) == 0
+    assert re.search(r"^\* v0001\s+ok\s", capsys.readouterr().out, re.M)
+    artifact = registry_for(credit_config).versions_dir / "v0001" / "model.joblib"
+    artifact.write_bytes(artifact.read_bytes() + b"x")
+    assert main(["models", "verify", "v0001"]) == 1
+    captured = capsys.readouterr()
+    assert re.search(r"^\* v0001\s+CHANGED\s", captured.out, re.M)
+    assert "artifact(s) changed after registration: v0001" in captured.err
