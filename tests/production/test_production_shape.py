@@ -10,6 +10,7 @@ import json
 import os
 import secrets
 import time
+import urllib.parse
 
 import pytest
 
@@ -27,7 +28,7 @@ REDIS_HOST = os.environ.get("ML_PROD_REDIS_HOST", "127.0.0.1")
 REDIS_PORT = int(os.environ.get("ML_PROD_REDIS_PORT", "6379"))
 #: a Redis database of the production-shape runs' own; each run also has a Celery queue of its own
 REDIS_DB = int(os.environ.get("ML_PROD_REDIS_DB", "7"))
-TIMEOUT_SECONDS = float(os.environ.get("ML_PROD_TIMEOUT", "600"))
+TIMEOUT_SECONDS = float(os.environ.get("ML_PROD_TIMEOUT", "720"))  # 2-4 min here; room for a loaded machine
 PARTITIONS, PARTITION_ROWS = 3, 400
 
 START_HINT = {
@@ -183,6 +184,11 @@ def test_rest_triggered_training_promotes_and_the_model_asset_fans_scoring_out_o
         (r for r in cluster.dag_runs(scoring) if r["run_type"] == "asset_triggered"), None))
     cluster.wait_until(f"scoring run {asset_run['dag_run_id']}",
                        lambda: _run_state(cluster, scoring, asset_run["dag_run_id"]))
+    quoted = urllib.parse.quote(asset_run["dag_run_id"], safe="")
+    (event,) = cluster.request("GET", f"/api/v2/dags/{scoring}/dagRuns/{quoted}/upstreamAssetEvents")["asset_events"]
+    assert (event["name"], event["source_dag_id"], event["source_run_id"], event["source_task_id"]) == (
+        f"ml_production_model__{config.name}", training, run["dag_run_id"], "promote")
+    assert event["extra"]["version"] == "v0001"
 
     mapped = sorted((t for t in cluster.task_instances(scoring, asset_run["dag_run_id"])
                      if t["task_id"] == "score_partition"), key=lambda t: t["map_index"])
