@@ -45,3 +45,7 @@ lock: ## re-resolve requirements.lock from requirements-dev.txt (needs the packa
 
 clean: ## remove local run state (Airflow home, data root); keeps .venv
 	rm -rf .airflow var test-output .coverage .coverage.*
+
+.PHONY: image
+image: ## the production image (Dockerfile), tagged as docker-compose.yaml expects it by default
+	docker build --tag ml-pipeline-airflow:local .
