@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
 
@@ -119,3 +120,29 @@ def ml_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "ml-home"
     monkeypatch.setenv("ML_HOME", str(home))
     return home
+
+
+# -- one `make demo` per test session, in a data root and Airflow home of its own: the demo test
+# checks its story, the runbook test runs the runbook's commands against what it left behind.
+
+
+@dataclass(frozen=True)
+class Demo:
+    result: subprocess.CompletedProcess
+    ml_home: Path
+    airflow_home: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The session's environment pointed at the demo's data root and Airflow home."""
+        return {**os.environ, "ML_HOME": str(self.ml_home), "AIRFLOW_HOME": str(self.airflow_home)}
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    root = tmp_path_factory.mktemp("demo")
+    ml_home, airflow_home = root / "ml-home", root / "airflow-home"
+    env = {**os.environ, "ML_HOME": str(ml_home), "AIRFLOW_HOME": str(airflow_home)}
+    env.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)  # the demo starts its own SMTP server and points smtp_default at it
+    result = subprocess.run(["make", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500)
+    return Demo(result, ml_home, airflow_home)

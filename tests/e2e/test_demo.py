@@ -3,21 +3,15 @@ rejects and prediction drift, and the realised AUC once labels arrive."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 
 import pytest
-
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
 
-def test_make_demo_promotes_first_then_holds_on_drift_and_delivers_the_emails(tmp_path):
-    env = {**os.environ, "ML_HOME": str(tmp_path / "ml-home"), "AIRFLOW_HOME": str(tmp_path / "airflow-home")}
-    env.pop("AIRFLOW_CONN_SMTP_DEFAULT")  # the demo starts its own SMTP server and points smtp_default at it
-    result = subprocess.run(["make", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+def test_make_demo_promotes_first_then_holds_on_drift_and_delivers_the_emails(demo):
+    result, tmp_path = demo.result, demo.ml_home.parent
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     runs = re.findall(r"^(2026-01-0\d)\s+(v\d{4})\s+([\d.]+)\s+(\S+)\s+(promote|hold|reject)\s+(v\d{4})",
                       result.stdout, flags=re.MULTILINE)
