@@ -14,14 +14,13 @@ drift: an email when they differ).
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
-from include.airflow_alerts import PredictionDriftEmail, RunFailureEmail
+from include.airflow_alerts import PredictionDriftEmail
 from include.airflow_assets import production_asset
-from include.airflow_tasks import default_args, fail_without_retry
+from include.airflow_tasks import dag_args, fail_without_retry
 from include.ml.config import PipelineConfig, load_each
 
 
@@ -34,7 +33,6 @@ def _date(context) -> str:
 
 def build_scoring_dag(config: PipelineConfig):
     """The batch-scoring DAG of one pipeline config."""
-    settings = config.airflow
     recipients, sender = config.alerts.email, config.alerts.from_email
 
     @dag(
@@ -42,13 +40,7 @@ def build_scoring_dag(config: PipelineConfig):
         description=f"Score new {config.name} data with the production model.",
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
                                      assets=production_asset(config.name)),
-        start_date=dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC),
-        catchup=False,
-        max_active_runs=1,
-        tags=["ml", "scoring", config.task, *settings.tags],
-        doc_md=__doc__,
-        default_args=default_args(config),
-        on_failure_callback=RunFailureEmail(config.name, recipients, sender),
+        **dag_args(config, "scoring", __doc__),
     )
     def scoring() -> None:
         @task

@@ -12,32 +12,24 @@ worse than its version's validation score by more than `monitoring.max_drop`.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
-from include.airflow_alerts import PerformanceEmail, RunFailureEmail
-from include.airflow_tasks import default_args, fail_without_retry
+from include.airflow_alerts import PerformanceEmail
+from include.airflow_tasks import dag_args, fail_without_retry
 from include.ml.config import PipelineConfig, load_each
 
 
 def build_performance_dag(config: PipelineConfig):
     """The realised-performance DAG of one pipeline config."""
-    settings = config.airflow
     recipients, sender = config.alerts.email, config.alerts.from_email
 
     @dag(
         dag_id=f"ml_performance__{config.name}",
         description=f"Realised {config.metric} of {config.name} once labels arrive.",
         schedule=CronTriggerTimetable("0 12 * * *", timezone="UTC"),
-        start_date=dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC),
-        catchup=False,
-        max_active_runs=1,
-        tags=["ml", "monitoring", config.task, *settings.tags],
-        doc_md=__doc__,
-        default_args=default_args(config),
-        on_failure_callback=RunFailureEmail(config.name, recipients, sender),
+        **dag_args(config, "monitoring", __doc__),
     )
     def performance() -> None:
         @task(on_success_callback=PerformanceEmail(config.name, recipients, sender))

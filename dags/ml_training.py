@@ -21,15 +21,14 @@ See RUNBOOK.md for what each alert means.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
 from airflow.sdk import DAG, dag, get_current_context, task
 
-from include.airflow_alerts import OutcomeEmail, RunFailureEmail
+from include.airflow_alerts import OutcomeEmail
 from include.airflow_assets import PRODUCTION_CHANGE, event_extra, production_asset
-from include.airflow_tasks import default_args, fail_without_retry
+from include.airflow_tasks import dag_args, fail_without_retry
 from include.ml import training as steps
 from include.ml.config import PipelineConfig, load_each
 
@@ -63,18 +62,14 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         dag_id=config.dag_id,
         description=config.description or f"Train, check and promote the {config.name} model.",
         schedule=settings.schedule,
-        start_date=dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC),
-        catchup=False,
-        max_active_runs=1,
-        tags=["ml", "training", config.task, *settings.tags],
-        doc_md=f"{__doc__}\n#### This pipeline: `{config.name}`\n\n{config.description}\n\n"
-        f"{config.task} of `{config.target}` with `{config.model.estimator}`; primary metric `{config.metric}`, "
-        f"minimum {config.gates.min_score:g}, allowed regression against production "
-        f"{config.gates.max_regression:g}; drift gated by {config.drift.numeric_statistic} (numeric) and "
-        f"{config.drift.categorical_statistic} (categorical) above sampling noise. "
-        f"Config: `include/pipelines/{config.name}.yaml`.",
-        default_args=default_args(config),
-        on_failure_callback=RunFailureEmail(config.name, recipients, sender),
+        **dag_args(config, "training",
+                   f"{__doc__}\n#### This pipeline: `{config.name}`\n\n{config.description}\n\n"
+                   f"{config.task} of `{config.target}` with `{config.model.estimator}`; "
+                   f"primary metric `{config.metric}`, "
+                   f"minimum {config.gates.min_score:g}, allowed regression against production "
+                   f"{config.gates.max_regression:g}; drift gated by {config.drift.numeric_statistic} (numeric) and "
+                   f"{config.drift.categorical_statistic} (categorical) above sampling noise. "
+                   f"Config: `include/pipelines/{config.name}.yaml`."),
     )
     def training() -> None:
         @task

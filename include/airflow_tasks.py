@@ -1,5 +1,5 @@
-"""What every pipeline DAG's tasks share: default arguments from the config, and the rule that
-errors retrying cannot fix (bad input, a broken config, a refused registry change) fail at once."""
+"""What every pipeline DAG shares: its DAG arguments and task defaults from the config, and the rule
+that errors retrying cannot fix (bad input, a broken config, a refused registry change) fail at once."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 
-from include.airflow_alerts import TaskFailureEmail
+from include.airflow_alerts import RunFailureEmail, TaskFailureEmail
 from include.ml.config import PipelineConfig
 
 
@@ -22,6 +22,22 @@ def default_args(config: PipelineConfig) -> dict:
         "max_retry_delay": dt.timedelta(seconds=settings.max_retry_delay_seconds),
         "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
         "on_failure_callback": TaskFailureEmail(config.name, config.alerts.email, config.alerts.from_email),
+    }
+
+
+def dag_args(config: PipelineConfig, kind: str, doc_md: str) -> dict:
+    """The ``@dag`` arguments every pipeline DAG of ``config`` shares: start date, no catch-up, one
+    active run, tags (``ml``, ``kind``, the task and the config's), docs, task defaults and the
+    run-failure email."""
+    settings = config.airflow
+    return {
+        "start_date": dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC),
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["ml", kind, config.task, *settings.tags],
+        "doc_md": doc_md,
+        "default_args": default_args(config),
+        "on_failure_callback": RunFailureEmail(config.name, config.alerts.email, config.alerts.from_email),
     }
 
 

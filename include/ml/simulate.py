@@ -177,22 +177,17 @@ def write_batches(
         day = start + dt.timedelta(days=offset)
         frame = generate(day, rows or sim.rows_per_day, sim.seed, drift_from is not None and day >= drift_from)
         path = config.source.path_for(day.isoformat())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        if config.source.file_format == "parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        tmp.replace(path)
+        _write_frame(frame, path, config.source.file_format)
         written.append(path)
     return written
 
 
-def _write_frame(frame: pd.DataFrame, path: Path) -> None:
-    """Write CSV or Parquet (by suffix) under a temporary name, then rename into place."""
+def _write_frame(frame: pd.DataFrame, path: Path, file_format: str | None = None) -> None:
+    """Write CSV or Parquet (``file_format``, else by suffix) under a temporary name, then rename it
+    into place, as a careful upstream would."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    if path.suffix == ".parquet":
+    if (file_format or ("parquet" if path.suffix in {".parquet", ".pq"} else "csv")) == "parquet":
         frame.to_parquet(tmp, index=False)
     else:
         frame.to_csv(tmp, index=False)
