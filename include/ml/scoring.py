@@ -57,7 +57,8 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise BatchReadError(f"scoring input {path} does not exist")
     try:
         if path.suffix in {".parquet", ".pq"}:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+            # pre_buffer would keep every row group read so far in memory until the file is closed
+            for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows):
                 yield batch.to_pandas()
         else:
             yield from pd.read_csv(path, chunksize=chunk_rows, low_memory=False)
@@ -74,18 +75,22 @@ def _level_labels(raw: pd.Series) -> pd.Series:
 
 def _row_problems(chunk: pd.DataFrame, features: list[FeatureSpec]) -> tuple[pd.DataFrame, pd.Series]:
     """The chunk with numeric features as float and levels as text, and each row's first problem ('' if none)."""
-    clean = chunk.copy()
+    clean = chunk.copy(deep=False)  # columns are replaced below, never modified in place
     problem = pd.Series("", index=chunk.index, dtype=object)
+    flagged = np.zeros(len(chunk), dtype=bool)
 
-    def flag(mask: pd.Series, reason: str) -> None:
-        problem[mask & (problem == "")] = reason
+    def flag(mask: pd.Series | np.ndarray, reason: str) -> None:
+        new = np.asarray(mask, dtype=bool) & ~flagged
+        if new.any():  # most checks flag nothing: skip the text column then
+            problem[new] = reason
+            flagged[new] = True
 
     for spec in features:
         raw = chunk[spec.name]
         if spec.type == "numeric":
             numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
             flag(numbers.isna() & raw.notna(), f"{spec.name}: not a number")
-            flag(pd.Series(np.isinf(numbers), index=chunk.index), f"{spec.name}: infinite")
+            flag(np.isinf(numbers.to_numpy()), f"{spec.name}: infinite")
             if spec.min is not None:
                 flag(numbers < spec.min, f"{spec.name}: below minimum {spec.min:g}")
             if spec.max is not None:
@@ -136,7 +141,7 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
                 for reason, count in problem[bad].value_counts().items():
                     summary.reject_reasons[reason] = summary.reject_reasons.get(reason, 0) + int(count)
                 summary.rejected += int(bad.sum())
-            good = clean[~bad]
+            good = clean[~bad] if bad.any() else clean
             if good.empty:
                 continue
             x = good[names]
