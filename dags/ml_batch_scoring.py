@@ -20,15 +20,8 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_curr
 
 from include.airflow_alerts import PredictionDriftEmail
 from include.airflow_assets import production_asset
-from include.airflow_tasks import dag_args, fail_without_retry
+from include.airflow_tasks import dag_args, fail_without_retry, run_day
 from include.ml.config import PipelineConfig, load_each
-
-
-def _date(context) -> str:
-    """The logical date, or the day the run was created for (an Asset-triggered run has none)."""
-    if context.get("ds"):
-        return context["ds"]
-    return context["dag_run"].run_after.date().isoformat()
 
 
 def build_scoring_dag(config: PipelineConfig):
@@ -47,14 +40,14 @@ def build_scoring_dag(config: PipelineConfig):
         def list_partitions() -> list[str]:
             from include.ml.scoring import partitions
 
-            return partitions(config, _date(get_current_context()))
+            return partitions(config, run_day(get_current_context()))
 
         @task
         def score_partition(path: str) -> dict:
             from include.ml import scoring
 
             with fail_without_retry():
-                return scoring.score_partition(config, path, _date(get_current_context()))
+                return scoring.score_partition(config, path, run_day(get_current_context()))
 
         @task(on_success_callback=PredictionDriftEmail(config.name, recipients, sender))
         def summarise(summaries: list[dict]) -> dict:
@@ -62,7 +55,7 @@ def build_scoring_dag(config: PipelineConfig):
             from include.ml import scoring
 
             context = get_current_context()
-            summary = scoring.summarise(config, _date(context), list(summaries), run_id=context["run_id"])
+            summary = scoring.summarise(config, run_day(context), list(summaries), run_id=context["run_id"])
             emit_scoring_metrics(config.name, summary)  # rows, rejects (StatsD when on)
             return summary
 

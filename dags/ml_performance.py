@@ -17,7 +17,7 @@ import logging
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 
 from include.airflow_alerts import PerformanceEmail
-from include.airflow_tasks import dag_args, fail_without_retry
+from include.airflow_tasks import dag_args, fail_without_retry, run_day
 from include.ml.config import PipelineConfig, load_each
 
 
@@ -34,11 +34,11 @@ def build_performance_dag(config: PipelineConfig):
     def performance() -> None:
         @task(on_success_callback=PerformanceEmail(config.name, recipients, sender))
         def measure() -> dict:
+            from include.airflow_metrics import emit_performance_metrics
             from include.ml import performance as monitoring
 
             context = get_current_context()
-            ds = context.get("ds") or context["dag_run"].run_after.date().isoformat()
-            from include.airflow_metrics import emit_performance_metrics
+            ds = run_day(context)
 
             with fail_without_retry():
                 result = monitoring.measure(config, ds, run_id=context["run_id"])

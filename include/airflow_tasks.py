@@ -41,6 +41,14 @@ def dag_args(config: PipelineConfig, kind: str, doc_md: str) -> dict:
     }
 
 
+def run_day(context) -> str:
+    """The run's logical date as YYYY-MM-DD, or the day it was created for (an Asset-triggered or
+    manual run without a logical date)."""
+    if context.get("ds"):
+        return context["ds"]
+    return context["dag_run"].run_after.date().isoformat()
+
+
 @contextlib.contextmanager
 def fail_without_retry() -> Iterator[None]:
     """Turn the library's non-transient errors into ``AirflowFailException`` (no retries)."""
