@@ -55,13 +55,17 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def read_jsonl_latest(path: Path, key: tuple[str, ...]) -> list[dict]:
     """The records of a JSON-lines history, oldest first, keeping only the last line of each ``key``
-    (a rerun replaces its earlier line, in the place of the rerun). Empty when the file is missing."""
+    (a rerun replaces its earlier line, in the place of the rerun). Empty when the file is missing; a
+    torn line (a writer killed mid-append) is skipped."""
     if not path.exists():
         return []
     latest: dict[tuple, dict] = {}
     for line in path.read_text().splitlines():
-        if line.strip():
-            entry = json.loads(line)
+        try:
+            entry = json.loads(line) if line.strip() else None
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict):
             identity = tuple(entry.get(k) for k in key)
             latest.pop(identity, None)
             latest[identity] = entry

@@ -67,24 +67,6 @@ class Links:
 # -- reading the files ---------------------------------------------------------------------
 
 
-def _jsonl(path: Path, key: tuple[str, ...]) -> list[dict]:
-    """A JSON-lines history oldest first, the last line of each ``key`` winning; tolerant of a
-    missing file and of a torn last line (a writer killed mid-append)."""
-    if not path.exists():
-        return []
-    latest: dict[tuple, dict] = {}
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict):
-            identity = tuple(entry.get(k) for k in key)
-            latest.pop(identity, None)
-            latest[identity] = entry
-    return list(latest.values())
-
-
 def _read_json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -94,19 +76,15 @@ def _read_json(path: Path) -> dict | None:
 
 def scoring_history(config: PipelineConfig) -> list[dict]:
     """Batch-scoring summaries, oldest first (``scoring.jsonl``)."""
-    try:
-        from include.ml.scoring import history
-    except ImportError:  # an older library without the scoring history
-        return _jsonl(config.registry_path / "scoring.jsonl", ("run_id", "logical_date"))
+    from include.ml.scoring import history
+
     return history(config)
 
 
 def performance_history(config: PipelineConfig) -> list[dict]:
     """Realised-performance records, oldest first (``performance.jsonl``)."""
-    try:
-        from include.ml.performance import history
-    except ImportError:  # an older library without realised performance
-        return _jsonl(config.registry_path / "performance.jsonl", ("labels_date", "model_version", "scoring_date"))
+    from include.ml.performance import history
+
     return history(config)
 
 
