@@ -105,7 +105,7 @@ def write_model(path: Path, rows: int) -> int:
     """Fit the default model on ``rows`` generated rows and save it with joblib; return its tree count."""
     import joblib
 
-    from include.ml.train import fit
+    from include.ml.fitting import fit
 
     train = drift_bench.generate(rows, seed=0, drift=False)
     train["target"] = _learnable_target(train)

@@ -111,7 +111,7 @@ def main() -> int:
     env.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)  # bin/airflow-env points smtp_default at ML_SMTP_PORT
     os.environ.update(env)
 
-    from include.ml import training
+    from include.ml import steps
     from include.ml.config import get_pipeline
 
     config = get_pipeline(PIPELINE)
@@ -154,10 +154,10 @@ def main() -> int:
     try:
         for offset in range(DAYS):
             ds = (START + dt.timedelta(days=offset)).isoformat()
-            before = len(training.run_history(config))
+            before = len(steps.run_history(config))
             started = time.monotonic()
             result = run(str(ROOT / "bin" / "airflow"), "dags", "test", config.dag_id, ds, log=logs / f"{ds}.log")
-            history = training.run_history(config)
+            history = steps.run_history(config)
             if result.returncode or len(history) == before:
                 failed += 1
                 print(f"{ds:<13} run failed (exit {result.returncode}); log: {logs / f'{ds}.log'}")

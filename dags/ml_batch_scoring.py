@@ -29,7 +29,7 @@ def build_scoring_dag(config: PipelineConfig):
     recipients, sender = config.alerts.email, config.alerts.from_email
 
     @dag(
-        dag_id=f"ml_batch_scoring__{config.name}",
+        dag_id=config.scoring_dag_id,
         description=f"Score new {config.name} data with the production model.",
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
                                      assets=production_asset(config.name)),

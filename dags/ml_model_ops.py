@@ -35,7 +35,7 @@ for _error in _errors:
 
 
 def _registry(pipeline: str):
-    from include.ml.training import registry_for
+    from include.ml.steps import registry_for
 
     return registry_for(CONFIGS[pipeline])
 

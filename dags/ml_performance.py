@@ -4,10 +4,10 @@
 Daily at 12:00 UTC: picks up the labels delivered for the logical date in
 `$ML_HOME/labels/<pipeline>/` (files `<date>*.csv|parquet` with the id columns and the actual
 target, arriving days after scoring), joins them by id with the predictions stored by the
-batch-scoring DAG over the last `monitoring.lookback_days` days, computes the primary metric per
+batch-scoring DAG over the last `performance.lookback_days` days, computes the primary metric per
 model version and scoring date, and records it in the registry's `performance.jsonl`. An email
-goes out when a group is worse than the floor (`monitoring.floor`, else `gates.min_score`) or
-worse than its version's validation score by more than `monitoring.max_drop`.
+goes out when a group is worse than the floor (`performance.floor`, else `gates.min_score`) or
+worse than its version's validation score by more than `performance.max_drop`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def build_performance_dag(config: PipelineConfig):
     recipients, sender = config.alerts.email, config.alerts.from_email
 
     @dag(
-        dag_id=f"ml_performance__{config.name}",
+        dag_id=config.performance_dag_id,
         description=f"Realised {config.metric} of {config.name} once labels arrive.",
         schedule=CronTriggerTimetable("0 12 * * *", timezone="UTC"),
         **dag_args(config, "monitoring", __doc__),
@@ -35,13 +35,13 @@ def build_performance_dag(config: PipelineConfig):
         @task(on_success_callback=PerformanceEmail(config.name, recipients, sender))
         def measure() -> dict:
             from include.airflow_metrics import emit_performance_metrics
-            from include.ml import performance as monitoring
+            from include.ml import performance
 
             context = get_current_context()
             ds = run_day(context)
 
             with fail_without_retry():
-                result = monitoring.measure(config, ds, run_id=context["run_id"])
+                result = performance.measure(config, ds, run_id=context["run_id"])
             for record in result["records"]:
                 emit_performance_metrics(config.name, record)  # realised metric per version (StatsD when on)
             logging.getLogger(__name__).info(

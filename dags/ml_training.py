@@ -22,24 +22,27 @@ See RUNBOOK.md for what each alert means.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from airflow.sdk import DAG, dag, get_current_context, task
 
 from include.airflow_alerts import OutcomeEmail
 from include.airflow_assets import PRODUCTION_CHANGE, event_extra, production_asset
 from include.airflow_tasks import dag_args, fail_without_retry
-from include.ml import training as steps
+from include.ml import steps
 from include.ml.config import PipelineConfig, load_each
 
 
-def _run(step, config: PipelineConfig, *args: Any, **kwargs: Any) -> dict:
-    """Call a step of ``include.ml.training`` in this run's workspace; bad input fails without retries."""
+def _run(step: str, config: PipelineConfig, branch: str | None = None) -> dict:
+    """Run the step ``step`` of ``include.ml.steps.STEPS`` in this run's workspace; bad input fails
+    without retries."""
     from include.ml import paths
 
-    workspace = paths.workspace_dir(config.name, get_current_context()["run_id"])
+    context = get_current_context()
+    bundle = getattr(context["ti"], "bundle_instance", None)  # a versioned bundle pins the code
+    workspace = paths.workspace_dir(config.name, context["run_id"])
     with fail_without_retry():
-        return step(config, workspace, *args, **kwargs)
+        return steps.run_step(step, config, workspace, context["run_id"], _ds(context), branch=branch,
+                              bundle_version=getattr(bundle, "version", None))
 
 
 def _ds(context) -> str:
@@ -74,23 +77,23 @@ def build_training_dag(config: PipelineConfig) -> DAG:
     def training() -> None:
         @task
         def extract() -> dict:
-            return _run(steps.extract, config, _ds(get_current_context()))
+            return _run("extract", config)
 
         @task
         def validate(extracted: dict) -> dict:
-            return _run(steps.validate, config, run_id=get_current_context()["run_id"])
+            return _run("validate", config)
 
         @task
         def train(validated: dict) -> dict:
-            return _run(steps.train, config)
+            return _run("train", config)
 
         @task
         def evaluate(trained: dict) -> dict:
-            return _run(steps.evaluate, config)
+            return _run("evaluate", config)
 
         @task.branch
         def drift_check(evaluation: dict) -> str:
-            decision = _run(steps.decide, config)
+            decision = _run("drift_check", config)
             get_current_context()["ti"].xcom_push(key="drift", value=decision["drift"])
             return decision["branch"]
 
@@ -100,9 +103,7 @@ def build_training_dag(config: PipelineConfig) -> DAG:
                   outlets=[PRODUCTION_CHANGE] if branch == "promote" else [])
             def _conclude() -> dict:
                 context = get_current_context()
-                bundle = getattr(context["ti"], "bundle_instance", None)  # a versioned bundle pins the code
-                outcome = _run(steps.conclude, config, branch, context["run_id"], _ds(context),
-                               bundle_version=getattr(bundle, "version", None))
+                outcome = _run(steps.BRANCH_STEP, config, branch)
                 if outcome["switched"]:
                     extra = event_extra(steps.registry_for(config), outcome["version"], "promote", context["run_id"])
                     context["outlet_events"][PRODUCTION_CHANGE].add(production_asset(config.name), extra=extra)
@@ -114,8 +115,7 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         def report() -> dict:
             from include.airflow_metrics import emit_training_metrics
 
-            context = get_current_context()
-            summary = _run(steps.report, config, context["run_id"], _ds(context))
+            summary = _run("report", config)
             emit_training_metrics(config.name, summary)  # gauges and the branch's counter (StatsD when on)
             return summary
 

@@ -66,7 +66,7 @@ def _safely(emit):
 
 @_safely
 def emit_training_metrics(pipeline: str, summary: dict) -> None:
-    """After a training run (``summary`` is the run summary of ``include.ml.training.report``):
+    """After a training run (``summary`` is the run summary of ``include.ml.steps.report``):
     the candidate's score, drifted-feature share and rows, and one count of its branch (a promotion
     counts only when production really switched, so a rerun does not count twice)."""
     version = summary.get("version")

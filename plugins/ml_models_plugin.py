@@ -10,7 +10,7 @@ and no data.
 Pages: ``/ml-models/`` (overview), ``/ml-models/pipelines/{name}`` (detail). JSON:
 ``/ml-models/api/pipelines``, ``/ml-models/api/pipelines/{name}``, schema at
 ``/ml-models/api/openapi.json``; ``/ml-models/api/pipelines/{name}/report.html`` is the standalone
-report file (as ``python -m include.ml report``). The content comes from ``include/ml/report.py``.
+report file (as ``python -m include.ml report``). The content comes from ``include/ml/monitoring.py``.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ app = FastAPI(
 
 
 def _links():
-    from include.ml.report import Links
+    from include.ml.monitoring import Links
 
     return Links(ROOT)
 
@@ -93,17 +93,17 @@ def _airflow_runs(session, dag_ids: list[str]) -> dict[str, list[dict]]:
 
 
 def _overview(user: BaseUser, session) -> list[dict]:
-    from include.ml import report
+    from include.ml import monitoring
 
     configs = _readable_configs(user)
-    return report.overview(configs, _airflow_runs(session, [c.dag_id for c in configs]), _links())
+    return monitoring.overview(configs, _airflow_runs(session, [c.dag_id for c in configs]), _links())
 
 
 def _detail(name: str, user: BaseUser, session) -> dict:
-    from include.ml import report
+    from include.ml import monitoring
 
     config = _config(name, user)
-    return report.pipeline_detail(config, _airflow_runs(session, [config.dag_id])[config.dag_id], _links())
+    return monitoring.pipeline_detail(config, _airflow_runs(session, [config.dag_id])[config.dag_id], _links())
 
 
 # -- JSON API -------------------------------------------------------------------------------
@@ -131,12 +131,12 @@ def api_pipeline(name: str, user: User, session: SessionDep) -> dict[str, Any]:
 @app.get("/api/pipelines/{name}/report.html", summary="The standalone HTML report file", tags=["api"],
          response_class=HTMLResponse)
 def api_report_file(name: str, user: User, session: SessionDep) -> Response:
-    from include.ml import report
+    from include.ml import monitoring
 
     config = _config(name, user)
-    links = report.Links(API_BASE_URL.rstrip("/"))  # a file opened elsewhere needs absolute links
-    detail = report.pipeline_detail(config, _airflow_runs(session, [config.dag_id])[config.dag_id], links)
-    return HTMLResponse(report.render_pipeline(detail, links), headers={
+    links = monitoring.Links(API_BASE_URL.rstrip("/"))  # a file opened elsewhere needs absolute links
+    detail = monitoring.pipeline_detail(config, _airflow_runs(session, [config.dag_id])[config.dag_id], links)
+    return HTMLResponse(monitoring.render_pipeline(detail, links), headers={
         "Content-Disposition": f"attachment; filename=ml-report-{config.name}.html"})
 
 
@@ -150,16 +150,16 @@ def api_schema(user: User) -> dict[str, Any]:
 
 @app.get("/", response_class=HTMLResponse, include_in_schema=False)
 def overview_page(user: User, session: SessionDep) -> HTMLResponse:
-    from include.ml import report
+    from include.ml import monitoring
 
-    return HTMLResponse(report.render_overview(_overview(user, session), _links()))
+    return HTMLResponse(monitoring.render_overview(_overview(user, session), _links()))
 
 
 @app.get("/pipelines/{name}", response_class=HTMLResponse, include_in_schema=False)
 def pipeline_page(name: str, user: User, session: SessionDep) -> HTMLResponse:
-    from include.ml import report
+    from include.ml import monitoring
 
-    return HTMLResponse(report.render_pipeline(_detail(name, user, session), _links()))
+    return HTMLResponse(monitoring.render_pipeline(_detail(name, user, session), _links()))
 
 
 @app.exception_handler(HTTPException)

@@ -112,7 +112,7 @@ def _fmt(value: object) -> str:
 
 def _drift_section(drift: dict) -> str:
     """The drift report's HTML table (features by severity), when the run compared with a reference."""
-    from include.ml.report import drift_table_html
+    from include.ml.monitoring import drift_table_html
 
     table = drift_table_html(drift)
     return "<h3>Drift by feature</h3>" + table if table else ""
@@ -230,21 +230,21 @@ def _comparison_section(outcome: dict) -> str:
     workspace still holds ``evaluation.json``."""
     import json
 
-    from include.ml import paths, report
+    from include.ml import monitoring, paths
 
     try:
         evaluation = json.loads((paths.workspace_dir(outcome["pipeline"], outcome["run_id"])
                                  / "evaluation.json").read_text())
     except (OSError, ValueError):
         evaluation = None
-    return "<h3>Champion / challenger</h3>" + report.comparison_html(report.comparison(outcome, evaluation))
+    return "<h3>Champion / challenger</h3>" + monitoring.comparison_html(monitoring.comparison(outcome, evaluation))
 
 
 def _links_section(outcome: dict) -> str:
     """Links to the pipeline's dashboard page and to the run's page in Airflow."""
-    from include.ml import report
+    from include.ml import monitoring
 
-    links = report.Links.from_env()
+    links = monitoring.Links.from_env()
     dashboard = links.dashboard(outcome["pipeline"])
     run = links.run(f"ml_training__{outcome['pipeline']}", outcome["run_id"])
     return (f"<p>Dashboard: <a href='{html.escape(dashboard)}'>{html.escape(dashboard)}</a><br>"

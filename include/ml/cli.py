@@ -83,7 +83,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
-    from include.ml.train import build_estimator
+    from include.ml.fitting import build_estimator
 
     configs = [get_pipeline(n) for n in args.pipeline] if args.pipeline else load_all()
     for config in configs:
@@ -97,7 +97,7 @@ def cmd_config_check(args: argparse.Namespace) -> int:
 def cmd_validate(args: argparse.Namespace) -> int:
     from include.ml.errors import BatchValidationError
     from include.ml.extract import read_batch
-    from include.ml.training import check_with_production
+    from include.ml.steps import check_with_production
 
     config = get_pipeline(args.pipeline)
     try:
@@ -121,7 +121,7 @@ def _reference_profile(config, reference: str | None):
     """A stored profile (a version id, default production) or one fitted on a reference file."""
     from include.ml.drift import ReferenceProfile
     from include.ml.registry import VERSION_PATTERN
-    from include.ml.training import registry_for, resolve_features
+    from include.ml.steps import registry_for, resolve_features
 
     if reference and not VERSION_PATTERN.fullmatch(reference):
         from include.ml.extract import read_batch
@@ -161,15 +161,15 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from include.ml import training
+    from include.ml import steps
 
     config = get_pipeline(args.pipeline)
     workspace = Path(args.out) if args.out else paths.workspace_dir(
         config.name, f"cli_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
-    training.extract(config, workspace, ds=args.ds or dt.date.today().isoformat(), source=Path(args.input))
-    training.validate(config, workspace, run_id=workspace.name, save_features=False)
-    trained = training.train(config, workspace)
-    evaluation = training.evaluate(config, workspace)
+    steps.extract(config, workspace, ds=args.ds or dt.date.today().isoformat(), source=Path(args.input))
+    steps.validate(config, workspace, run_id=workspace.name, save_features=False)
+    trained = steps.train(config, workspace)
+    evaluation = steps.evaluate(config, workspace)
     data = {"workspace": str(workspace), "training": trained, "evaluation": evaluation}
     text = (f"candidate trained in {workspace} ({trained['train_rows']} rows, {trained['fit_seconds']}s)\n"
             f"{config.metric}: {_fmt(evaluation['score'])} (production {evaluation['champion_version'] or '-'}: "
@@ -182,7 +182,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_score(args: argparse.Namespace) -> int:
     from include.ml.config import FeatureSpec
     from include.ml.scoring import score_file
-    from include.ml.training import registry_for
+    from include.ml.steps import registry_for
 
     config = get_pipeline(args.pipeline)
     registry = registry_for(config)
@@ -202,7 +202,7 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
-    from include.ml.training import registry_for
+    from include.ml.steps import registry_for
 
     config = get_pipeline(args.pipeline)
     registry = registry_for(config)
@@ -233,7 +233,7 @@ def _promotion_line(record: dict | None) -> str:
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
-    from include.ml.training import registry_for
+    from include.ml.steps import registry_for
 
     config = get_pipeline(args.pipeline)
     registry = registry_for(config)
@@ -255,7 +255,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:
-    from include.ml.training import registry_for
+    from include.ml.steps import registry_for
 
     config = get_pipeline(args.pipeline)
     registry = registry_for(config)
@@ -287,7 +287,7 @@ def _actor() -> str:
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
-    from include.ml.training import registry_for
+    from include.ml.steps import registry_for
 
     registry = registry_for(get_pipeline(args.pipeline))
     registry.check_version_id(args.version)
@@ -298,7 +298,7 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_models_rollback(args: argparse.Namespace) -> int:
-    from include.ml.training import registry_for
+    from include.ml.steps import registry_for
 
     registry = registry_for(get_pipeline(args.pipeline))
     current = registry.production()
@@ -310,7 +310,7 @@ def cmd_models_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_models_history(args: argparse.Namespace) -> int:
-    from include.ml.training import registry_for
+    from include.ml.steps import registry_for
 
     entries = registry_for(get_pipeline(args.pipeline)).audit()
     rows = [[e["time"], e["action"], e["from"], e["to"], e["actor"], e["reason"]] for e in entries]
@@ -320,7 +320,7 @@ def cmd_models_history(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from include.ml.training import run_history
+    from include.ml.steps import run_history
 
     config = get_pipeline(args.pipeline)
     runs = run_history(config)[-args.last:] if args.last > 0 else []
@@ -353,15 +353,15 @@ def cmd_performance(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from include.ml import report
+    from include.ml import monitoring
 
     config = get_pipeline(args.pipeline)
-    links = report.Links(args.airflow_url.rstrip("/")) if args.airflow_url else report.Links.from_env()
-    detail = report.pipeline_detail(config, links=links)
+    links = monitoring.Links(args.airflow_url.rstrip("/")) if args.airflow_url else monitoring.Links.from_env()
+    detail = monitoring.pipeline_detail(config, links=links)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(report.render_pipeline(detail, links))
+    tmp.write_text(monitoring.render_pipeline(detail, links))
     tmp.replace(out)
     _emit(args, detail, f"report of {config.name} ({len(detail['runs'])} run(s), {len(detail['versions'])} "
                         f"version(s)) -> {out}")

@@ -34,6 +34,14 @@ METRICS: dict[str, tuple[str, bool]] = {
 }
 
 
+MODEL_OPS_DAG_ID = "ml_model_ops"  # manual promote / rollback of any pipeline
+
+
+def training_dag_id(pipeline: str) -> str:
+    """The id of a pipeline's training DAG."""
+    return f"ml_training__{pipeline}"
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -192,7 +200,7 @@ class ScoringConfig(_Strict):
     max_reject_share: float = Field(default=0.01, ge=0, le=1, description="above this share of bad rows, fail")
 
 
-class MonitoringConfig(_Strict):
+class PerformanceConfig(_Strict):
     """Realised performance once labels arrive: where delivered labels land (files named
     ``<delivery date>*.csv|parquet`` holding the id columns and the target), how far back stored
     predictions are searched, and when to alert. A group (model version x scoring date) alerts when
@@ -251,7 +259,7 @@ class PipelineConfig(_Strict):
     alerts: AlertConfig
     registry: str
     scoring: ScoringConfig = ScoringConfig()
-    monitoring: MonitoringConfig = MonitoringConfig()
+    performance: PerformanceConfig = PerformanceConfig()
     simulation: SimulationConfig | None = None
     airflow: AirflowSettings = AirflowSettings()
 
@@ -289,12 +297,28 @@ class PipelineConfig(_Strict):
 
     @property
     def performance_floor(self) -> float:
-        """The worst acceptable realised metric: ``monitoring.floor``, else ``gates.min_score``."""
-        return self.monitoring.floor if self.monitoring.floor is not None else self.gates.min_score
+        """The worst acceptable realised metric: ``performance.floor``, else ``gates.min_score``."""
+        return self.performance.floor if self.performance.floor is not None else self.gates.min_score
+
+    @property
+    def registry_layout(self):
+        """Every file of this pipeline's registry folder (:class:`~include.ml.paths.RegistryLayout`)."""
+        from include.ml.paths import RegistryLayout
+
+        return RegistryLayout(self.registry_path)
 
     @property
     def dag_id(self) -> str:
-        return f"ml_training__{self.name}"
+        """The training DAG's id."""
+        return training_dag_id(self.name)
+
+    @property
+    def scoring_dag_id(self) -> str:
+        return f"ml_batch_scoring__{self.name}"
+
+    @property
+    def performance_dag_id(self) -> str:
+        return f"ml_performance__{self.name}"
 
     def config_hash(self) -> str:
         """sha256 of what decides the model (task, target, source, features, validation, model, metric,

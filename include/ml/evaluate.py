@@ -9,7 +9,7 @@ from sklearn import metrics as skm
 from include.ml.config import PipelineConfig
 
 
-def score(model, frame: pd.DataFrame, config: PipelineConfig, feature_names: list[str]) -> dict[str, float]:
+def holdout_metrics(model, frame: pd.DataFrame, config: PipelineConfig, feature_names: list[str]) -> dict[str, float]:
     """All metrics of the config's task for ``model`` on ``frame``: roc_auc, accuracy... or rmse, mae, r2."""
     x, y = frame[feature_names], frame[config.target]
     if config.task == "classification":
@@ -50,7 +50,7 @@ def metric_inputs(model, frame: pd.DataFrame, config: PipelineConfig, feature_na
     return np.asarray(model.predict(x))
 
 
-def model_scores(model, x: pd.DataFrame, task: str) -> np.ndarray:
+def prediction_values(model, x: pd.DataFrame, task: str) -> np.ndarray:
     """One number per row to watch for prediction drift: the probability of the model's last class
     (the positive one of a binary classifier), or a regressor's prediction."""
     if task == "classification":

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from include.ml.errors import BatchNotFoundError, BatchReadError
+from include.ml.storage import sha256_file
 
 # Read errors of a flaky disk or network share that may pass on the next try (retried, not refused).
 TRANSIENT_ERRNOS = frozenset({errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ESTALE, errno.ECONNRESET,
@@ -30,15 +30,6 @@ class Fingerprint:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_batch(path: Path, file_format: str | None = None) -> pd.DataFrame:

@@ -34,3 +34,53 @@ def workspace_dir(pipeline: str, run_id: str) -> Path:
 def quarantine_dir(pipeline: str) -> Path:
     """Where rejected batches are copied, never deleted."""
     return data_root() / "quarantine" / pipeline
+
+
+def run_workspace(pipeline: str, run_id: str):
+    """The :class:`~include.ml.records.RunWorkspace` of a training run."""
+    from include.ml.records import RunWorkspace
+
+    return RunWorkspace(workspace_dir(pipeline, run_id))
+
+
+class RegistryLayout:
+    """Every file of one pipeline's registry folder (see docs/layout.md)::
+
+        versions/v0001/model.joblib            the fitted model
+        versions/v0001/metadata.json           metrics, decision, fingerprint, config, sha256
+        versions/v0001/reference_profile.json  the training data's profile (drift reference)
+        production.json                        the production pointer, replaced atomically
+        audit.jsonl                            one line per production switch
+        history.jsonl                          one line per finished training run
+        scoring.jsonl                          one line per scoring date
+        performance.jsonl                      realised performance per version and scoring date
+        feature_spec.json                      features inferred from the first batch, then fixed
+        .lock                                  serialises version ids and pointer switches
+    """
+
+    ARTIFACT = "model.joblib"
+    METADATA = "metadata.json"
+    PROFILE = "reference_profile.json"
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.versions = self.root / "versions"
+        self.pointer = self.root / "production.json"
+        self.audit = self.root / "audit.jsonl"
+        self.run_history = self.root / "history.jsonl"
+        self.scoring_history = self.root / "scoring.jsonl"
+        self.performance_history = self.root / "performance.jsonl"
+        self.feature_spec = self.root / "feature_spec.json"
+        self.lock = self.root / ".lock"
+
+    def version(self, version: str) -> Path:
+        return self.versions / version
+
+    def artifact(self, version: str) -> Path:
+        return self.version(version) / self.ARTIFACT
+
+    def metadata(self, version: str) -> Path:
+        return self.version(version) / self.METADATA
+
+    def profile(self, version: str) -> Path:
+        return self.version(version) / self.PROFILE

@@ -1,40 +1,39 @@
 """Realised performance: join delivered labels with the stored predictions and measure the primary
 metric per model version and scoring date, the live error rate that input drift only hints at.
 
-Labels land in ``monitoring.labels_dir`` as files named ``<delivery date>*.csv|parquet`` with the id
+Labels land in ``performance.labels_dir`` as files named ``<delivery date>*.csv|parquet`` with the id
 columns and the target. Predictions are the batch-scoring outputs of the last
-``monitoring.lookback_days`` days. Each (model version, scoring date) group becomes one record in the
+``performance.lookback_days`` days. Each (model version, scoring date) group becomes one record in the
 pipeline's monitoring history (``performance.jsonl`` in the registry), with its status:
 
-- ``below_floor``: worse than the worst acceptable value (``monitoring.floor``, else ``gates.min_score``);
-- ``below_validation``: worse than the version's validation score by more than ``monitoring.max_drop``;
-- ``too_few_rows``: under ``monitoring.min_rows`` labelled rows (recorded, never alerts);
+- ``below_floor``: worse than the worst acceptable value (``performance.floor``, else ``gates.min_score``);
+- ``below_validation``: worse than the version's validation score by more than ``performance.max_drop``;
+- ``too_few_rows``: under ``performance.min_rows`` labelled rows (recorded, never alerts);
 - ``ok`` otherwise.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 
+from include.ml import storage
 from include.ml.config import PipelineConfig
 from include.ml.drift import level_label
 from include.ml.errors import BatchReadError, InputDataError
 from include.ml.evaluate import metric_value
 from include.ml.paths import resolve
-from include.ml.registry import ModelRegistry, read_jsonl_latest
+from include.ml.registry import ModelRegistry
 
-HISTORY = "performance.jsonl"
 BREACHES = ("below_floor", "below_validation")
 
 
 def labels_dir(config: PipelineConfig) -> Path:
     """The labels landing folder of a pipeline."""
-    return resolve(config.monitoring.labels_dir.format(pipeline=config.name))
+    return resolve(config.performance.labels_dir.format(pipeline=config.name))
 
 
 def label_files(config: PipelineConfig, ds: str) -> list[Path]:
@@ -76,7 +75,7 @@ def _prediction_files(config: PipelineConfig, ds: str) -> list[tuple[str, Path]]
     """(scoring date, file) of every predictions file scored within the lookback window up to ``ds``."""
     end = dt.date.fromisoformat(ds)
     found = []
-    for offset in range(config.monitoring.lookback_days, -1, -1):
+    for offset in range(config.performance.lookback_days, -1, -1):
         day = (end - dt.timedelta(days=offset)).isoformat()
         folder = resolve(config.scoring.output_dir.format(pipeline=config.name, ds=day))
         if folder.is_dir():
@@ -127,16 +126,16 @@ def group_metric(config: PipelineConfig, rows: pd.DataFrame) -> float | None:
 
 def _judge(config: PipelineConfig, value: float | None, validation: float | None, rows: int) -> tuple[str, list]:
     better = config.greater_is_better
-    floor, drop = config.performance_floor, config.monitoring.max_drop
+    floor, drop = config.performance_floor, config.performance.max_drop
 
     def worse(a: float, b: float) -> bool:
         return a < b if better else a > b
 
     if value is None:
         return "too_few_rows", ["the metric cannot be computed on these rows (one class only)"]
-    if rows < config.monitoring.min_rows:
-        return "too_few_rows", [f"{rows} labelled rows, fewer than monitoring.min_rows "
-                                f"{config.monitoring.min_rows}: recorded, not judged"]
+    if rows < config.performance.min_rows:
+        return "too_few_rows", [f"{rows} labelled rows, fewer than performance.min_rows "
+                                f"{config.performance.min_rows}: recorded, not judged"]
     reasons = []
     if worse(value, floor):
         reasons.append(f"{config.metric} {value:.4f} is worse than the floor {floor:g}")
@@ -170,14 +169,12 @@ def measure(config: PipelineConfig, ds: str, run_id: str = "manual") -> dict:
             "pipeline": config.name, "labels_date": ds, "run_id": run_id, "model_version": version,
             "scoring_date": day, "metric": config.metric, "value": value, "rows": len(rows),
             "validation_score": validation, "floor": config.performance_floor,
-            "max_drop": config.monitoring.max_drop, "status": status, "reasons": reasons,
+            "max_drop": config.performance.max_drop, "status": status, "reasons": reasons,
             "measured_at": measured_at,
         })
     if records:
-        path = config.registry_path / HISTORY
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as handle:
-            handle.writelines(json.dumps(r, default=str) + "\n" for r in records)
+        for record in records:
+            storage.append_jsonl(config.registry_layout.performance_history, record)
     return {
         "pipeline": config.name, "labels_date": ds, "label_files": [str(f) for f in files],
         "labelled_rows": len(labels), "matched_rows": len(matched), "unmatched_rows": len(labels) - len(matched),
@@ -187,5 +184,6 @@ def measure(config: PipelineConfig, ds: str, run_id: str = "manual") -> dict:
 
 def history(config: PipelineConfig) -> list[dict]:
     """Realised-performance records oldest first; re-measuring a delivery replaces its records."""
-    return read_jsonl_latest(config.registry_path / HISTORY, ("labels_date", "model_version", "scoring_date"))
+    return storage.read_jsonl_latest(config.registry_layout.performance_history,
+                                     ("labels_date", "model_version", "scoring_date"))
 

@@ -1,16 +1,8 @@
 """A file-system model registry: numbered versions, an atomic production pointer, an audit log.
 
-Layout under the registry root::
-
-    versions/v0001/model.joblib          the fitted scikit-learn pipeline
-    versions/v0001/metadata.json         metrics, decision, fingerprint, config, versions, sha256
-    versions/v0001/reference_profile.json
-    production.json                      {"version": "v0001", ...}, replaced atomically
-    audit.jsonl                          one line per production switch
-    .lock                                serialises id allocation and pointer switches
-
-A version folder is assembled under a temporary name and renamed into place, so a killed task
-never leaves a version that looks complete. Loading checks the artifact's sha256.
+The files are those of :class:`~include.ml.paths.RegistryLayout`. A version folder is assembled
+under a temporary name and renamed into place, so a killed task never leaves a version that looks
+complete. Loading checks the artifact's sha256.
 """
 
 from __future__ import annotations
@@ -19,67 +11,35 @@ import contextlib
 import datetime as dt
 import errno
 import fcntl
-import hashlib
 import io
-import json
 import os
 import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+from include.ml import storage
 from include.ml.errors import ArtifactIntegrityError, RegistryError
-from include.ml.extract import sha256_file
+from include.ml.paths import RegistryLayout
 
 VERSION_PATTERN = re.compile(r"v[0-9]{4,}")
-ARTIFACT = "model.joblib"
-METADATA = "metadata.json"
-PROFILE = "reference_profile.json"
+ARTIFACT, METADATA, PROFILE = RegistryLayout.ARTIFACT, RegistryLayout.METADATA, RegistryLayout.PROFILE
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=2, default=str)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
-
-
-def read_jsonl_latest(path: Path, key: tuple[str, ...]) -> list[dict]:
-    """The records of a JSON-lines history, oldest first, keeping only the last line of each ``key``
-    (a rerun replaces its earlier line, in the place of the rerun). Empty when the file is missing; a
-    torn line (a writer killed mid-append) is skipped."""
-    if not path.exists():
-        return []
-    latest: dict[tuple, dict] = {}
-    for line in path.read_text().splitlines():
-        try:
-            entry = json.loads(line) if line.strip() else None
-        except json.JSONDecodeError:
-            continue
-        if isinstance(entry, dict):
-            identity = tuple(entry.get(k) for k in key)
-            latest.pop(identity, None)
-            latest[identity] = entry
-    return list(latest.values())
-
-
 class ModelRegistry:
     """The versions of one pipeline's model and which one is in production."""
 
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self.versions_dir = self.root / "versions"
-        self.pointer_path = self.root / "production.json"
-        self.audit_path = self.root / "audit.jsonl"
+        self.layout = RegistryLayout(root)
+        self.root = self.layout.root
+        self.versions_dir = self.layout.versions
+        self.pointer_path = self.layout.pointer
+        self.audit_path = self.layout.audit
 
     @contextlib.contextmanager
     def _writable(self, what: str) -> Iterator[None]:
@@ -103,7 +63,7 @@ class ModelRegistry:
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.versions_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "a") as handle:
+        with open(self.layout.lock, "a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -136,26 +96,24 @@ class ModelRegistry:
 
     def metadata(self, version: str) -> dict:
         """The metadata JSON of a version."""
-        return json.loads((self.check_version_id(version) / METADATA).read_text())
+        return storage.read_json(self.check_version_id(version) / METADATA)
 
     def reference_profile(self, version: str) -> dict:
         """The stored reference profile (as a dict) of a version's training data."""
-        return json.loads((self.check_version_id(version) / PROFILE).read_text())
+        return storage.read_json(self.check_version_id(version) / PROFILE)
 
     def production(self) -> str | None:
         """The production version id, or None before the first promotion."""
         if not self.pointer_path.exists():
             return None
-        return json.loads(self.pointer_path.read_text())["version"]
+        return storage.read_json(self.pointer_path)["version"]
 
     def pointer(self) -> dict | None:
         """The production pointer record (version, since, actor, reason) or None."""
-        return json.loads(self.pointer_path.read_text()) if self.pointer_path.exists() else None
+        return storage.read_json(self.pointer_path) if self.pointer_path.exists() else None
 
     def _audit_file(self) -> list[dict]:
-        if not self.audit_path.exists():
-            return []
-        return [json.loads(line) for line in self.audit_path.read_text().splitlines() if line.strip()]
+        return storage.read_jsonl(self.audit_path)
 
     def _unlogged_switch(self) -> dict | None:
         """The pointer's own record of its last switch when a crash kept it out of the audit log."""
@@ -172,10 +130,7 @@ class ModelRegistry:
         return self._audit_file() + ([pending] if pending else [])
 
     def _append_audit(self, entry: dict) -> None:
-        with open(self.audit_path, "a") as handle:
-            handle.write(json.dumps(entry) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        storage.append_jsonl(self.audit_path, entry)
 
     def load(self, version: str):
         """Load a version's model after checking its sha256; :class:`ArtifactIntegrityError` if it changed."""
@@ -184,7 +139,7 @@ class ModelRegistry:
         folder = self.check_version_id(version)
         expected = self.metadata(version)["artifact"]["sha256"]
         payload = (folder / ARTIFACT).read_bytes()  # hash and load the same bytes: no swap in between
-        actual = hashlib.sha256(payload).hexdigest()
+        actual = storage.sha256_bytes(payload)
         if actual != expected:
             raise ArtifactIntegrityError(
                 f"model artifact {folder / ARTIFACT} has sha256 {actual[:12]}…, but version {version} was "
@@ -198,7 +153,7 @@ class ModelRegistry:
         folder = self.check_version_id(version)
         expected = self.metadata(version)["artifact"]["sha256"]
         path = folder / ARTIFACT
-        actual = sha256_file(path) if path.is_file() else "missing"
+        actual = storage.sha256_file(path) if path.is_file() else "missing"
         return actual == expected, expected, actual
 
     def find_by_run(self, run_id: str) -> str | None:
@@ -250,18 +205,18 @@ class ModelRegistry:
             shutil.copyfile(artifact, staging / ARTIFACT)
             record = {
                 **metadata,
-                "artifact": {"file": ARTIFACT, "sha256": sha256_file(staging / ARTIFACT),
+                "artifact": {"file": ARTIFACT, "sha256": storage.sha256_file(staging / ARTIFACT),
                              "bytes": (staging / ARTIFACT).stat().st_size},
                 "registered_at": _now(),
             }
-            write_json_atomic(staging / PROFILE, profile)
-            record["reference_profile"] = {"file": PROFILE, "sha256": sha256_file(staging / PROFILE)}
+            storage.write_json(staging / PROFILE, profile)
+            record["reference_profile"] = {"file": PROFILE, "sha256": storage.sha256_file(staging / PROFILE)}
             with self._locked():
                 if run_id and (existing := self.find_by_run(run_id)):
                     return existing  # a concurrent attempt of the same run registered first
                 versions = self.versions()
                 version = f"v{(int(versions[-1][1:]) + 1 if versions else 1):04d}"
-                write_json_atomic(staging / METADATA, {**record, "version": version})
+                storage.write_json(staging / METADATA, {**record, "version": version})
                 os.rename(staging, self.versions_dir / version)
             return version
         finally:
@@ -291,7 +246,7 @@ class ModelRegistry:
             entry = {"time": _now(), "action": action, "from": current, "to": version,
                      "actor": actor, "reason": reason}
             # the pointer carries its own audit entry, so a crash before the log line is repaired
-            write_json_atomic(self.pointer_path, {"version": version, "since": entry["time"],
+            storage.write_json(self.pointer_path, {"version": version, "since": entry["time"],
                                                   "actor": actor, "reason": reason, "entry": entry})
             self._append_audit(entry)
         return entry

@@ -21,9 +21,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from include.ml import storage
 from include.ml.config import FeatureSpec, PipelineConfig
 from include.ml.drift import level_label
 from include.ml.errors import BatchReadError, InputDataError
+
+SUMMARY_FILE = "_summary.json"  # a scoring date's totals, beside its predictions
 
 
 class TooManyRejectsError(InputDataError):
@@ -247,7 +250,6 @@ def summarise(config: PipelineConfig, ds: str, summaries: list[dict], run_id: st
     """Totals over the partitions of a date and prediction drift of each model version against the
     scores it gave its holdout rows at training. Written to ``_summary.json`` beside the predictions
     and appended to the pipeline's scoring history (``scoring.jsonl`` in the registry)."""
-    import json
 
     from include.ml.drift import prediction_drift
     from include.ml.paths import resolve
@@ -285,18 +287,11 @@ def summarise(config: PipelineConfig, ds: str, summaries: list[dict], run_id: st
         total["prediction_drift"] = {**by_version[worst], "by_version": by_version}
     total["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     folder = resolve(config.scoring.output_dir.format(pipeline=config.name, ds=ds))
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / "._summary.json.tmp"
-    tmp.write_text(json.dumps(total, indent=2, default=str))
-    os.replace(tmp, folder / "_summary.json")
-    config.registry_path.mkdir(parents=True, exist_ok=True)
-    with open(config.registry_path / "scoring.jsonl", "a") as handle:
-        handle.write(json.dumps(total, default=str) + "\n")
+    storage.write_json(folder / SUMMARY_FILE, total)
+    storage.append_jsonl(config.registry_layout.scoring_history, total)
     return total
 
 
 def history(config: PipelineConfig) -> list[dict]:
     """Scoring summaries oldest first (``scoring.jsonl``); a rerun of a run id replaces its line."""
-    from include.ml.registry import read_jsonl_latest
-
-    return read_jsonl_latest(config.registry_path / "scoring.jsonl", ("run_id", "logical_date"))
+    return storage.read_jsonl_latest(config.registry_layout.scoring_history, ("run_id", "logical_date"))

@@ -244,7 +244,7 @@ def write_scoring_batches(
             _write_frame(piece, path)
             written["scoring"].append(path)
         delivered = day + dt.timedelta(days=sim.label_delay_days)
-        labels = resolve(config.monitoring.labels_dir.format(pipeline=config.name)) / (
+        labels = resolve(config.performance.labels_dir.format(pipeline=config.name)) / (
             f"{delivered.isoformat()}-scored-{day.isoformat()}.csv")
         _write_frame(frame[[*config.id_columns, config.target]], labels)
         written["labels"].append(labels)

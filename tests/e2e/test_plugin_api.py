@@ -167,7 +167,7 @@ def test_the_ui_lists_the_ml_models_link(server, token):
 
 
 def test_the_training_dag_sent_its_metrics_to_statsd(history, monkeypatch):
-    from include.ml.training import run_history
+    from include.ml.steps import run_history
 
     monkeypatch.setenv("ML_HOME", str(history.home))
     lines = history.statsd

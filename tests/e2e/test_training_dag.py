@@ -13,7 +13,7 @@ import pytest
 from include.ml import paths
 from include.ml.config import get_pipeline
 from include.ml.simulate import write_batches
-from include.ml.training import registry_for, run_history
+from include.ml.steps import registry_for, run_history
 from tests.conftest import ROOT, body_of
 
 pytestmark = pytest.mark.e2e

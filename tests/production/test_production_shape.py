@@ -16,7 +16,7 @@ import pytest
 
 from include.ml.config import get_pipeline
 from include.ml.simulate import credit_default, write_batches
-from include.ml.training import registry_for
+from include.ml.steps import registry_for
 from tests.conftest import SMTP_PORT
 from tests.production.cluster import AirflowCluster, ClusterError, Location
 

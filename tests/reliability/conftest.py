@@ -12,7 +12,6 @@ show on real ``dag.test()`` runs that Airflow does the same.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -23,8 +22,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.ml import paths, training
+from include.ml import paths, steps
 from include.ml.config import PipelineConfig, get_pipeline
+from include.ml.records import DecisionRecord, RunWorkspace
 from include.ml.simulate import write_batches
 
 DAY1 = dt.date(2026, 1, 1)
@@ -50,7 +50,7 @@ class Registry:
 
     @classmethod
     def of(cls, config: PipelineConfig) -> Registry:
-        registry = training.registry_for(config)
+        registry = steps.registry_for(config)
         pointer = registry.pointer_path.read_bytes() if registry.pointer_path.exists() else None
         return cls(pointer, registry.versions(), registry.audit())
 
@@ -80,7 +80,7 @@ def production_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         config = get_pipeline("credit_default")
         write_batches(config, DAY1, 2, rows=ROWS)
         outcome = run_date(config, DAY1.isoformat(), inbox=None)
-        assert outcome.failed_task is None and training.registry_for(config).production() == "v0001"
+        assert outcome.failed_task is None and steps.registry_for(config).production() == "v0001"
     return home
 
 
@@ -110,9 +110,9 @@ def deliver_failure_email(config: PipelineConfig, task_id: str, run_id: str, ds:
 
 
 def run_date(config: PipelineConfig, ds: str, inbox=None, run_id: str | None = None,
-             steps: dict[str, Callable] | None = None, start_at: str | None = None) -> Outcome:
-    """Run ``ds`` through extract -> validate -> train -> evaluate -> drift_check -> branch -> report
-    as the DAG's tasks do; stop at the first failing task. With ``inbox``, the alert emails are
+             overrides: dict[str, Callable] | None = None, start_at: str | None = None) -> Outcome:
+    """Run ``ds`` through ``steps.STEPS`` as the DAG's tasks do (``overrides`` replaces a step's
+    call); stop at the first failing task. With ``inbox``, the alert emails are
     delivered and collected (``Outcome.emails``). ``start_at`` resumes a run at that task, as
     Airflow's retry of a task does (same run id and workspace, upstream results in place)."""
     from airflow.sdk.exceptions import AirflowFailException
@@ -126,23 +126,18 @@ def run_date(config: PipelineConfig, ds: str, inbox=None, run_id: str | None = N
     if inbox is not None:
         inbox.clear()
     plan: dict[str, Callable] = {
-        "extract": lambda: training.extract(config, workspace, ds),
-        "validate": lambda: training.validate(config, workspace, run_id=run_id),
-        "train": lambda: training.train(config, workspace),
-        "evaluate": lambda: training.evaluate(config, workspace),
-        "drift_check": lambda: training.decide(config, workspace),
-        "conclude": lambda: training.conclude(config, workspace, outcome.branch, run_id, ds),
-        "report": lambda: training.report(config, workspace, run_id, ds),
-        **(steps or {}),
+        **{name: (lambda name=name: steps.run_step(name, config, workspace, run_id, ds, branch=outcome.branch))
+           for name in steps.STEPS},
+        **(overrides or {}),
     }
     names = list(plan)
     if start_at is not None:
         names = names[names.index(start_at):]
         if "drift_check" not in names:
-            outcome.results["drift_check"] = json.loads((workspace / "decision.json").read_text())
+            outcome.results["drift_check"] = RunWorkspace(workspace).read(DecisionRecord).to_dict()
     for task_id in names:
         call = plan[task_id]
-        shown_id = outcome.branch if task_id == "conclude" else task_id
+        shown_id = outcome.branch if task_id == steps.BRANCH_STEP else task_id
         failure: BaseException | None = None
         try:
             with fail_without_retry():

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from include.ml import paths, training
+from include.ml import paths, steps
 from include.ml.config import get_pipeline
 from include.ml.simulate import write_batches
 from tests.conftest import ROOT
@@ -29,7 +29,7 @@ def test_thirty_days_backfilled_succeed_promote_and_hold_where_the_data_says_and
     write_batches(config, START, DAYS, drift_from=DRIFT_FROM, rows=ROWS)
     bag = BundleDagBag(dag_folder=str(ROOT / "dags" / "ml_training.py"), bundle_path=ROOT, bundle_name="ml_pipeline")
     dag = bag.dags[config.dag_id]
-    registry = training.registry_for(config)
+    registry = steps.registry_for(config)
 
     branches = {}
     for offset in range(DAYS):
@@ -56,7 +56,7 @@ def test_thirty_days_backfilled_succeed_promote_and_hold_where_the_data_says_and
     assert registry.metadata(production)["logical_date"] < DRIFT_FROM.isoformat()  # drift never reached production
     promotions = sum(1 for b in branches.values() if b == "promote")
     assert len(registry.audit()) == promotions
-    history = training.run_history(config)
+    history = steps.run_history(config)
     assert len(history) == DAYS
 
     # day 5 again: the same version reused, nothing switched, no audit entry, no new version

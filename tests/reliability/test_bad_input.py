@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.ml import paths, training
+from include.ml import paths, steps
 from include.ml.config import ConfigError, PipelineConfig, SourceConfig, get_pipeline, load_config
 from tests.conftest import ROOT, body_of
 from tests.reliability.conftest import DAY2, Registry, run_date
@@ -205,7 +205,7 @@ def test_a_usable_delivery_with_oddities_trains_records_the_warning_and_decides_
         "customer_id", *(f.name for f in config.features), "default"]  # extra columns never reach the model
     gates = json.loads((workspace / "evaluation.json").read_text())["gates"]["passed"]
     assert outcome.branch == ("promote" if gates else "reject")
-    registry = training.registry_for(config)
+    registry = steps.registry_for(config)
     assert registry.production() == ("v0002" if gates else "v0001")
     assert landing.read_bytes() == delivered
     [email] = outcome.emails
@@ -232,7 +232,7 @@ def test_unseen_categories_warn_drift_and_hold_with_production_unchanged(home: P
     after = Registry.of(config)
     assert (after.pointer, after.audit) == (before.pointer, before.audit)
     assert after.versions == ["v0001", "v0002"]
-    assert training.registry_for(config).metadata("v0002")["decision"] == "held"
+    assert steps.registry_for(config).metadata("v0002")["decision"] == "held"
     [email] = outcome.emails
     assert email["subject"] == ("[ml:credit_default] HOLD (drift): v0002 not promoted, production stays v0001 "
                                 f"({DAY2})")
@@ -241,7 +241,7 @@ def test_unseen_categories_warn_drift_and_hold_with_production_unchanged(home: P
 
 def test_a_tampered_production_artifact_is_never_loaded_and_sends_the_tampered_alert(home: Path, smtp_inbox):
     config = get_pipeline("credit_default")
-    artifact = training.registry_for(config).versions_dir / "v0001" / "model.joblib"
+    artifact = steps.registry_for(config).versions_dir / "v0001" / "model.joblib"
     artifact.write_bytes(artifact.read_bytes() + b"tampered")
     tampered = artifact.read_bytes()
     before = Registry.of(config)
@@ -261,13 +261,13 @@ def test_a_tampered_production_artifact_is_never_loaded_and_sends_the_tampered_a
 
 READ_ONLY_CONCLUDE = """
 import json, sys
-from include.ml import paths, training
+from include.ml import paths, steps
 from include.ml.config import get_pipeline
 from include.ml.errors import PipelineError
 config = get_pipeline("credit_default")
 run_id = sys.argv[1]
 try:
-    training.conclude(config, paths.workspace_dir(config.name, run_id), sys.argv[2], run_id, sys.argv[3])
+    steps.conclude(config, paths.workspace_dir(config.name, run_id), sys.argv[2], run_id, sys.argv[3])
 except PipelineError as error:
     print(json.dumps({"type": type(error).__name__, "message": str(error)}))
 except Exception as error:
@@ -288,7 +288,7 @@ def test_a_read_only_registry_refuses_the_new_version_clearly_and_production_sta
     from include.ml.errors import RegistryError
 
     config = get_pipeline("credit_default")
-    registry = training.registry_for(config)
+    registry = steps.registry_for(config)
 
     def conclude_in_read_only_registry() -> dict:
         decision = json.loads((paths.workspace_dir(config.name, run_id) / "decision.json").read_text())
@@ -314,7 +314,7 @@ def test_a_read_only_registry_refuses_the_new_version_clearly_and_production_sta
     before = Registry.of(config)
     run_id = f"scheduled__{DAY2}T00:00:00+00:00"
     outcome = run_date(config, DAY2, inbox=smtp_inbox, run_id=run_id,
-                       steps={"conclude": conclude_in_read_only_registry})
+                       overrides={"conclude": conclude_in_read_only_registry})
 
     assert outcome.failed_task in ("promote", "reject") and outcome.retried is False
     assert outcome.error.startswith(f"the model registry {registry.root} is not writable (Permission denied: ")
@@ -415,7 +415,7 @@ def test_a_scoring_batch_is_read_in_chunks_so_memory_stays_bounded(home: Path, t
     from include.ml.simulate import credit_default
 
     config = get_pipeline("credit_default")
-    registry = training.registry_for(config)
+    registry = steps.registry_for(config)
     model = registry.load("v0001")
     features = [FeatureSpec.model_validate(f) for f in registry.metadata("v0001")["features"]]
     day = credit_default(dt.date(2026, 1, 3), 20_000, seed=5, drifted=False)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from include.ml import paths, training
+from include.ml import paths, steps
 from include.ml.config import get_pipeline
 from include.ml.registry import VERSION_PATTERN
 from tests.conftest import ROOT
@@ -31,7 +31,7 @@ RUN_ID = f"scheduled__{DAY2}T00:00:00+00:00"
 # itself with SIGKILL at the chosen point. The hook lives here, in the test, not in the product.
 CHILD = r"""
 import importlib, os, signal, sys
-from include.ml import paths, training
+from include.ml import paths, steps
 from include.ml.config import get_pipeline
 
 config = get_pipeline("credit_default")
@@ -57,16 +57,9 @@ def install():
     setattr(target, attribute, hooked)
 
 branch = None
-steps = [
-    ("extract", lambda: training.extract(config, workspace, ds)),
-    ("validate", lambda: training.validate(config, workspace, run_id=run_id)),
-    ("train", lambda: training.train(config, workspace)),
-    ("evaluate", lambda: training.evaluate(config, workspace)),
-    ("drift_check", lambda: training.decide(config, workspace)),
-    ("conclude", lambda: training.conclude(config, workspace, branch, run_id, ds)),
-    ("report", lambda: training.report(config, workspace, run_id, ds)),
-]
-for name, call in steps:
+for name in steps.STEPS:
+    def call(name=name):
+        return steps.run_step(name, config, workspace, run_id, ds, branch=branch)
     if name == kill_step:
         if owner == "step":  # the step's work is done, the process dies before Airflow records success
             call()
@@ -85,11 +78,11 @@ KILL_POINTS = [
     ("train", "joblib", "dump", "after"),  # the candidate half-placed (temporary name)
     ("evaluate", "include.ml.evaluate", "paired_bootstrap", "before"),  # champion loaded, nothing written
     ("drift_check", "include.ml.drift", "drift_report", "after"),  # drift measured, nothing written
-    ("conclude", "include.ml.registry", "sha256_file", "after"),  # version half-assembled in staging
+    ("conclude", "include.ml.storage", "sha256_file", "after"),  # version half-assembled in staging
     ("conclude", "include.ml.registry:ModelRegistry", "set_production", "before"),  # registered, not switched
     ("conclude", "include.ml.registry:ModelRegistry", "_append_audit", "before"),  # pointer moved, log not
     ("conclude", "step", "-", "-"),
-    ("report", "include.ml.training", "_write", "after"),  # summary.json written, history not
+    ("report", "include.ml.records:RunWorkspace", "write", "after"),  # summary.json written, history not
     ("report", "step", "-", "-"),
 ]
 
@@ -97,7 +90,7 @@ KILL_POINTS = [
 def assert_consistent(config, expected_versions: int) -> None:
     """Every version complete and loadable, production one of them, the audit log one unbroken chain that
     ends at production, the pointer's own record logged, one history line per run."""
-    registry = training.registry_for(config)
+    registry = steps.registry_for(config)
     versions = registry.versions()
     assert versions == [f"v{i:04d}" for i in range(1, expected_versions + 1)]
     for version in versions:
@@ -111,7 +104,7 @@ def assert_consistent(config, expected_versions: int) -> None:
     for earlier, later in itertools.pairwise(audit):
         assert later["from"] == earlier["to"]
     assert audit[-1]["to"] == registry.production() == registry.pointer()["entry"]["to"]
-    runs = [h["run_id"] for h in training.run_history(config)]
+    runs = [h["run_id"] for h in steps.run_history(config)]
     assert len(runs) == len(set(runs))
 
 
@@ -126,7 +119,7 @@ def undisturbed(production_home: Path, tmp_path_factory) -> dict:
         patch.setenv("ML_HOME", str(home))
         config = get_pipeline("credit_default")
         outcome = run_date(config, DAY2, run_id=RUN_ID)
-        registry = training.registry_for(config)
+        registry = steps.registry_for(config)
         return {"branch": outcome.branch, "production": registry.production(), "audit": len(registry.audit()),
                 "metrics": registry.metadata("v0002")["metrics"]}
 
@@ -152,33 +145,26 @@ def test_a_task_killed_with_sigkill_and_retried_completes_the_run_with_a_consist
     retry = run_date(config, DAY2, run_id=RUN_ID, start_at=task)
 
     assert retry.failed_task is None, retry.error
-    registry = training.registry_for(config)
+    registry = steps.registry_for(config)
     assert retry.branch == undisturbed["branch"]
     assert registry.production() == undisturbed["production"]
     assert len(registry.audit()) == undisturbed["audit"]
     assert registry.metadata("v0002")["metrics"] == undisturbed["metrics"]  # the same model, not a second one
     assert_consistent(config, expected_versions=2)
     assert config.source.path_for(DAY2).read_bytes() == landing
-    assert [h["run_id"] for h in training.run_history(config)][-1] == RUN_ID
+    assert [h["run_id"] for h in steps.run_history(config)][-1] == RUN_ID
 
 
 CONCURRENT = r"""
 import sys
-from include.ml import paths, training
+from include.ml import paths, steps
 from include.ml.config import get_pipeline
 from include.ml.errors import PipelineError
 config = get_pipeline("credit_default")
 ds = sys.argv[1]
 run_id = f"scheduled__{ds}T00:00:00+00:00"
-workspace = paths.workspace_dir(config.name, run_id)
 try:
-    training.extract(config, workspace, ds)
-    training.validate(config, workspace, run_id=run_id)
-    training.train(config, workspace)
-    training.evaluate(config, workspace)
-    branch = training.decide(config, workspace)["branch"]
-    outcome = training.conclude(config, workspace, branch, run_id, ds)
-    training.report(config, workspace, run_id, ds)
+    outcome = steps.run_steps(config, run_id, ds)[steps.BRANCH_STEP]
     print("outcome", outcome["branch"], outcome["version"], outcome["switched"])
 except PipelineError as error:
     print("refused", type(error).__name__, str(error).replace("\n", " "))
@@ -199,7 +185,7 @@ def test_two_training_runs_for_different_dates_at_the_same_time_never_corrupt_th
         assert child.returncode == 0, err[-2000:]
     lines = [out.strip().splitlines()[-1] for out, _ in results]
 
-    registry = training.registry_for(config)
+    registry = steps.registry_for(config)
     assert_consistent(config, expected_versions=3)
     assert {registry.metadata(v)["run_id"] for v in ("v0002", "v0003")} == {
         f"scheduled__{ds}T00:00:00+00:00" for ds in (DAY2, "2026-01-03")}
@@ -272,9 +258,9 @@ def test_with_the_mail_server_down_the_outcome_is_recorded_the_alert_logged_and_
 
     states = {ti.task_id: str(ti.state) for ti in dag_run.get_task_instances()}
     assert str(dag_run.state) == "success", states  # the pipeline succeeded; the mail server does not change that
-    branch = next(b for b in training.BRANCHES if states[b] == "success")
+    branch = next(b for b in steps.BRANCHES if states[b] == "success")
     summary = json.loads((paths.workspace_dir(config.name, dag_run.run_id) / "summary.json").read_text())
-    assert summary["branch"] == branch and training.run_history(config)[-1]["run_id"] == dag_run.run_id
+    assert summary["branch"] == branch and steps.run_history(config)[-1]["run_id"] == dag_run.run_id
     logged = caplog.text + "".join(capfd.readouterr())
     version = summary["version"]
     subject = {"promote": f"[ml:credit_default] PROMOTED: {version} is now in production (2026-01-02)",

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.ml import paths, simulate, training
+from include.ml import simulate, steps
 from include.ml.config import PipelineConfig, get_pipeline
 
 # tests/conftest.py sets OMP_NUM_THREADS=1 (see there); this fixture also holds when a library
@@ -74,17 +74,10 @@ def house_frame(_house_day1: pd.DataFrame) -> pd.DataFrame:
 
 
 def run_training_day(config: PipelineConfig, ds: str, run_id: str | None = None) -> dict:
-    """Run extract -> validate -> train -> evaluate -> decide -> conclude -> report for ``ds`` as
-    the DAG does, in the run's workspace under the current ``$ML_HOME``; return the run summary."""
+    """Run every step of ``steps.STEPS`` for ``ds`` as the DAG does, in the run's workspace under the
+    current ``$ML_HOME``; return the run summary."""
     run_id = run_id or f"scheduled__{ds}T00:00:00+00:00"
-    workspace = paths.workspace_dir(config.name, run_id)
-    training.extract(config, workspace, ds)
-    training.validate(config, workspace, run_id=run_id)
-    training.train(config, workspace)
-    training.evaluate(config, workspace)
-    branch = training.decide(config, workspace)["branch"]
-    training.conclude(config, workspace, branch, run_id, ds)
-    return training.report(config, workspace, run_id, ds)
+    return steps.run_steps(config, run_id, ds)["report"]
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.ml import alerts, simulate, training
+from include.ml import alerts, simulate, steps
 from include.ml.cli import main
 from include.ml.config import ConfigError, load_config
 from include.ml.drift import DriftReport
@@ -273,7 +273,7 @@ def test_validate_of_an_inferred_pipeline_does_not_save_a_feature_spec(capsys, h
 
     assert code == 0
     assert "10 features from inferred" in out
-    assert not (house_config.registry_path / training.FEATURE_SPEC).exists()
+    assert not (house_config.registry_layout.feature_spec).exists()
 
 
 # -- train ----------------------------------------------------------------------------------
@@ -286,7 +286,7 @@ def test_train_fits_a_candidate_and_registers_nothing(capsys, credit_config, cre
     assert out.startswith(f"candidate trained in {tmp_path / 'ws'} (560 rows,")
     assert "roc_auc: 0." in out and "(production -: -); gates passed" in out
     assert (tmp_path / "ws" / "candidate.joblib").exists()
-    registry = training.registry_for(credit_config)
+    registry = steps.registry_for(credit_config)
     assert (registry.versions(), registry.production()) == ([], None)
 
 
@@ -400,7 +400,7 @@ def test_drift_against_an_unknown_version_or_file_exits_1(capsys, in_credit_hist
 
 
 def test_drift_against_a_profile_of_the_old_format_exits_1_saying_so(capsys, credit_config, credit_batch, tmp_path):
-    registry = training.registry_for(credit_config)
+    registry = steps.registry_for(credit_config)
     (tmp_path / "m.joblib").write_bytes(b"model")
     registry.register(tmp_path / "m.joblib", {"run_id": "old"}, {"bins": 10, "rows": 1, "numeric": {},
                                                                   "categorical": {}})
@@ -439,7 +439,7 @@ def test_drift_of_a_batch_with_integer_category_codes_matches_the_stored_profile
     path = tmp_path / "batch.csv"
     credit_frame.to_csv(path, index=False)
     validated = validate_frame(pd.read_csv(path), config, config.features)
-    registry = training.registry_for(config)
+    registry = steps.registry_for(config)
     (tmp_path / "m.joblib").write_bytes(b"model")
     registry.register(tmp_path / "m.joblib", {"run_id": "r1"},
                       ReferenceProfile(bins=10).fit(validated, config.features).to_dict())
@@ -502,7 +502,7 @@ def test_models_show_json_is_the_metadata(capsys, in_credit_history):
 
     assert meta["version"] == "v0002"
     assert meta["is_production"] is True
-    assert meta["artifact"]["sha256"] == training.registry_for(in_credit_history.config).metadata("v0002")[
+    assert meta["artifact"]["sha256"] == steps.registry_for(in_credit_history.config).metadata("v0002")[
         "artifact"]["sha256"]
 
 
@@ -552,7 +552,7 @@ def test_runs_last_zero_lists_no_runs(capsys, in_credit_history):
 @pytest.fixture
 def three_versions(credit_config, tmp_path: Path) -> ModelRegistry:
     """credit_default's registry with v0001..v0003 registered and v0001 in production."""
-    registry = training.registry_for(credit_config)
+    registry = steps.registry_for(credit_config)
     (tmp_path / "m.joblib").write_bytes(b"model")
     for i in range(3):
         registry.register(tmp_path / "m.joblib", {"run_id": f"run-{i}"}, {})
@@ -718,7 +718,7 @@ def test_a_command_a_message_tells_the_user_to_run_exists(capsys, tmp_path: Path
 
 def test_models_verify_flags_a_changed_artifact_and_exits_1(credit_config, run_day, capsys):
     from include.ml.simulate import write_batches
-    from include.ml.training import registry_for
+    from include.ml.steps import registry_for
 
     write_batches(credit_config, dt.date(2026, 1, 1), 1, rows=800)
     run_day(credit_config, "2026-01-01")

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from include.ml.errors import BatchNotFoundError, BatchReadError, InputDataError
-from include.ml.extract import fingerprint, read_batch, sha256_file
+from include.ml.extract import fingerprint, read_batch
+from include.ml.storage import sha256_file
 
 
 @pytest.fixture

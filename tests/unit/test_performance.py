@@ -16,7 +16,7 @@ from include.ml import paths, performance, scoring
 from include.ml.cli import main
 from include.ml.errors import InputDataError
 from include.ml.simulate import write_batches, write_scoring_batches
-from include.ml.training import registry_for
+from include.ml.steps import registry_for
 
 DAY1 = dt.date(2026, 1, 1)
 SCORED = dt.date(2026, 1, 2)
@@ -88,15 +88,15 @@ def test_a_small_drop_below_validation_beyond_the_margin_alerts_and_too_few_rows
     config, _delivered, _ = credit_scored
     labels_date = (SCORED + dt.timedelta(days=2)).isoformat()
     honest = performance.measure(config, labels_date)["records"][0]
-    strict = config.model_copy(update={"monitoring": config.monitoring.model_copy(
+    strict = config.model_copy(update={"performance": config.performance.model_copy(
         update={"floor": 0.0, "max_drop": 0.0})})
     tight = honest["value"] - 1e-9  # pretend validation promised just above what was realised
     status, reasons = performance._judge(strict, honest["value"], tight + 0.01, honest["rows"])
     assert status == "below_validation" and "by more than 0" in reasons[0]
     assert performance._judge(strict, honest["value"], tight, honest["rows"])[0] == "ok"
-    few = config.model_copy(update={"monitoring": config.monitoring.model_copy(update={"min_rows": 10_000})})
+    few = config.model_copy(update={"performance": config.performance.model_copy(update={"min_rows": 10_000})})
     status, reasons = performance._judge(few, 0.1, 0.9, honest["rows"])
-    assert status == "too_few_rows" and "fewer than monitoring.min_rows 10000" in reasons[0]
+    assert status == "too_few_rows" and "fewer than performance.min_rows 10000" in reasons[0]
 
 
 def test_a_labels_file_without_the_target_is_a_clear_error_and_nothing_is_recorded(credit_scored):
@@ -122,7 +122,7 @@ def test_regression_rmse_is_judged_lower_is_better(house_config, run_day):
     delivered = write_scoring_batches(house_config, SCORED, 1, partitions=1, rows=400)
     _score_date(house_config, SCORED.isoformat())
     labels_date = (SCORED + dt.timedelta(days=2)).isoformat()
-    strict = house_config.model_copy(update={"monitoring": house_config.monitoring.model_copy(update={"floor": 1.0})})
+    strict = house_config.model_copy(update={"performance": house_config.performance.model_copy(update={"floor": 1.0})})
 
     result = performance.measure(strict, labels_date)
 

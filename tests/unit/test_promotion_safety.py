@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from include.ml import paths, simulate, training
+from include.ml import paths, simulate, steps
 from include.ml.config import PipelineConfig, get_pipeline
 from include.ml.errors import ArtifactIntegrityError, RegistryError
 from include.ml.evaluate import _auc_rows, metric_inputs, metric_value, paired_bootstrap, quality_gates
-from include.ml.extract import sha256_file
+from include.ml.fitting import fit, split
 from include.ml.registry import ModelRegistry
-from include.ml.train import fit, split
+from include.ml.storage import sha256_file
 from include.ml.validate import infer_features, validate_frame
 
 FORK = multiprocessing.get_context("fork")
@@ -329,7 +329,7 @@ def _credit_day0_home(tmp_path_factory: pytest.TempPathFactory, run_day) -> Path
 def credit_in_production(_credit_day0_home: Path, ml_home: Path, credit_config: PipelineConfig) -> ModelRegistry:
     """Two landed days of credit_default; day 1's real model (v0001) is in production."""
     shutil.copytree(_credit_day0_home, ml_home)
-    registry = training.registry_for(credit_config)
+    registry = steps.registry_for(credit_config)
     assert registry.production() == "v0001"
     return registry
 
@@ -348,9 +348,9 @@ def scrambled_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def train_day1(config: PipelineConfig, run_id: str = "run-2") -> Path:
     workspace = paths.workspace_dir(config.name, run_id)
-    training.extract(config, workspace, DS1)
-    training.validate(config, workspace, run_id=run_id)
-    training.train(config, workspace)
+    steps.extract(config, workspace, DS1)
+    steps.validate(config, workspace, run_id=run_id)
+    steps.train(config, workspace)
     return workspace
 
 
@@ -364,7 +364,7 @@ def test_evaluating_against_a_tampered_production_model_fails_and_leaves_product
     workspace = train_day1(credit_config)
 
     with pytest.raises(ArtifactIntegrityError, match=r"version v0001 .*will not be loaded"):
-        training.evaluate(credit_config, workspace)
+        steps.evaluate(credit_config, workspace)
 
     assert not (workspace / "evaluation.json").exists()
     assert credit_in_production.production() == "v0001"
@@ -380,9 +380,9 @@ def test_a_candidate_that_learnt_nothing_is_rejected_by_the_interval_and_product
     workspace = train_day1(credit_config)
     shutil.copyfile(scrambled_model, workspace / "candidate.joblib")
 
-    evaluation = training.evaluate(credit_config, workspace)
-    decision = training.decide(credit_config, workspace)
-    training.conclude(credit_config, workspace, decision["branch"], "run-2", DS1)
+    evaluation = steps.evaluate(credit_config, workspace)
+    decision = steps.drift_check(credit_config, workspace)
+    steps.conclude(credit_config, workspace, decision["branch"], "run-2", DS1)
 
     interval = evaluation["gates"]["interval"]
     assert interval["upper"] < -credit_config.gates.max_regression
@@ -400,8 +400,8 @@ def test_a_candidate_equal_to_production_is_promoted_only_when_some_regression_i
     workspace = train_day1(config)
     shutil.copyfile(credit_in_production.versions_dir / "v0001" / "model.joblib", workspace / "candidate.joblib")
 
-    evaluation = training.evaluate(config, workspace)
-    decision = training.decide(config, workspace)
+    evaluation = steps.evaluate(config, workspace)
+    decision = steps.drift_check(config, workspace)
 
     assert (evaluation["gates"]["interval"]["lower"], evaluation["gates"]["interval"]["upper"]) == (0.0, 0.0)
     assert decision["branch"] == branch
@@ -423,9 +423,9 @@ def test_a_clearly_better_candidate_is_promoted_even_when_no_regression_is_allow
     config = with_gates(credit_config, max_regression=0.0)
     workspace = train_day1(config)
 
-    evaluation = training.evaluate(config, workspace)
-    decision = training.decide(config, workspace)
-    outcome = training.conclude(config, workspace, decision["branch"], "run-2", DS1)
+    evaluation = steps.evaluate(config, workspace)
+    decision = steps.drift_check(config, workspace)
+    outcome = steps.conclude(config, workspace, decision["branch"], "run-2", DS1)
 
     assert evaluation["gates"]["interval"]["lower"] > 0.1
     assert decision["branch"] == "promote"
@@ -583,7 +583,7 @@ def test_rerunning_a_logical_date_with_another_config_registers_a_new_version(
 
 def _conclude_but_die_before_switching(config: PipelineConfig, workspace: Path) -> None:
     ModelRegistry.set_production = lambda *args, **kwargs: die()
-    training.conclude(config, workspace, "promote", "run-1", DS0)
+    steps.conclude(config, workspace, "promote", "run-1", DS0)
 
 
 def test_a_retry_after_a_crash_between_registering_and_switching_switches_exactly_once(
@@ -591,18 +591,18 @@ def test_a_retry_after_a_crash_between_registering_and_switching_switches_exactl
 ):
     simulate.write_batches(credit_config, DAY1, 1, rows=ROWS)
     workspace = paths.workspace_dir(credit_config.name, "run-1")
-    training.extract(credit_config, workspace, DS0)
-    training.validate(credit_config, workspace, run_id="run-1")
-    training.train(credit_config, workspace)
-    training.evaluate(credit_config, workspace)
-    assert training.decide(credit_config, workspace)["branch"] == "promote"  # the first model
-    registry = training.registry_for(credit_config)
+    steps.extract(credit_config, workspace, DS0)
+    steps.validate(credit_config, workspace, run_id="run-1")
+    steps.train(credit_config, workspace)
+    steps.evaluate(credit_config, workspace)
+    assert steps.drift_check(credit_config, workspace)["branch"] == "promote"  # the first model
+    registry = steps.registry_for(credit_config)
 
     assert run_in_child(_conclude_but_die_before_switching, credit_config, workspace) == KILLED
     assert (registry.versions(), registry.production(), registry.audit()) == (["v0001"], None, [])
 
-    retried = training.conclude(credit_config, workspace, "promote", "run-1", DS0)
-    retried_again = training.conclude(credit_config, workspace, "promote", "run-1", DS0)
+    retried = steps.conclude(credit_config, workspace, "promote", "run-1", DS0)
+    retried_again = steps.conclude(credit_config, workspace, "promote", "run-1", DS0)
 
     assert (retried["version"], retried["switched"]) == ("v0001", True)
     assert (retried_again["version"], retried_again["switched"]) == ("v0001", False)

@@ -14,8 +14,8 @@ import joblib
 import pytest
 
 from include.ml.errors import ArtifactIntegrityError, RegistryError
-from include.ml.extract import sha256_file
 from include.ml.registry import ModelRegistry
+from include.ml.storage import sha256_file
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from include.ml.scoring import TooManyRejectsError, score_file
 @pytest.fixture
 def production(in_credit_history):
     """The shared history's production model, its features, and a batch to score (no target)."""
-    from include.ml.training import registry_for
+    from include.ml.steps import registry_for
 
     config = in_credit_history.config
     registry = registry_for(config)

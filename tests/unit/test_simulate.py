@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.ml import paths, simulate, training
+from include.ml import paths, simulate, steps
 from include.ml.config import PipelineConfig
 
 DAY = dt.date(2026, 1, 1)
@@ -152,10 +152,10 @@ def test_a_model_trained_on_one_simulated_day_is_good_but_not_perfect(credit_con
     simulate.write_batches(credit_config, DAY, 1, rows=1500)
     workspace = paths.workspace_dir(credit_config.name, "auc-check")
 
-    training.extract(credit_config, workspace, DAY.isoformat())
-    training.validate(credit_config, workspace)
-    training.train(credit_config, workspace)
-    evaluation = training.evaluate(credit_config, workspace)
+    steps.extract(credit_config, workspace, DAY.isoformat())
+    steps.validate(credit_config, workspace)
+    steps.train(credit_config, workspace)
+    evaluation = steps.evaluate(credit_config, workspace)
 
     assert evaluation["metric"] == "roc_auc"
     assert 0.75 <= evaluation["score"] <= 0.92

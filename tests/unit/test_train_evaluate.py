@@ -8,8 +8,8 @@ import pytest
 
 from include.ml.config import Gates, PipelineConfig
 from include.ml.errors import ConfigError
-from include.ml.evaluate import quality_gates, score
-from include.ml.train import build_estimator, fit, split
+from include.ml.evaluate import holdout_metrics, quality_gates
+from include.ml.fitting import build_estimator, fit, split
 from include.ml.validate import infer_features, validate_frame
 
 
@@ -132,7 +132,7 @@ class Oracle:
 def test_classification_scores_every_classification_metric(credit_clean, credit_config):
     perfect = Oracle(credit_clean["default"])
 
-    result = score(perfect, credit_clean, credit_config, names(credit_config))
+    result = holdout_metrics(perfect, credit_clean, credit_config, names(credit_config))
 
     assert set(result) == {"accuracy", "f1", "roc_auc", "average_precision", "log_loss"}
     assert result["roc_auc"] == 1.0
@@ -145,7 +145,7 @@ def test_a_three_class_target_is_scored_one_class_against_the_rest(credit_clean,
     three = credit_clean.assign(default=[i % 3 for i in range(len(credit_clean))])
     perfect = Oracle(three["default"])
 
-    result = score(perfect, three, credit_config, names(credit_config))
+    result = holdout_metrics(perfect, three, credit_config, names(credit_config))
 
     assert result["roc_auc"] == 1.0
     assert result["f1"] == 1.0
@@ -156,7 +156,7 @@ def test_regression_scores_rmse_mae_and_r2(house_frame, house_config):
     features = infer_features(house_frame, house_config)
     off_by_1000 = Oracle(house_frame["price"], error=1000.0)
 
-    result = score(off_by_1000, house_frame, house_config, [f.name for f in features])
+    result = holdout_metrics(off_by_1000, house_frame, house_config, [f.name for f in features])
 
     assert result["rmse"] == pytest.approx(1000.0)
     assert result["mae"] == pytest.approx(1000.0)
@@ -167,7 +167,7 @@ def test_a_real_model_scores_between_chance_and_perfect(credit_clean, credit_con
     data = split(credit_clean, credit_config)
     model = fit(data.train, credit_config, credit_config.features)
 
-    result = score(model, data.holdout, credit_config, names(credit_config))
+    result = holdout_metrics(model, data.holdout, credit_config, names(credit_config))
 
     assert 0.6 < result["roc_auc"] < 0.98
 
@@ -177,7 +177,7 @@ def test_a_target_with_text_classes_can_be_scored(credit_clean, credit_config):
     data = split(credit_clean, credit_config)
     model = fit(data.train, credit_config, credit_config.features)
 
-    result = score(model, data.holdout, credit_config, names(credit_config))
+    result = holdout_metrics(model, data.holdout, credit_config, names(credit_config))
 
     assert 0.6 < result["roc_auc"] < 0.98
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from include.ml import alerts, paths, performance, report, scoring, simulate, training
+from include.ml import alerts, monitoring, paths, performance, scoring, simulate, steps
 from include.ml.config import FeatureSpec, get_pipeline
 
 DAY4 = dt.date(2026, 1, 4)
@@ -30,7 +30,7 @@ def monitored(credit_history, tmp_path_factory) -> Path:
         patch.setenv("ML_HOME", str(home))
         config = get_pipeline("credit_default")
         delivered = simulate.write_scoring_batches(config, DAY4, 1, partitions=2, rows=400, bad_rows=3)
-        registry = training.registry_for(config)
+        registry = steps.registry_for(config)
         version = registry.production()
         model = registry.load(version)
         features = [FeatureSpec.model_validate(f) for f in registry.metadata(version)["features"]]
@@ -71,16 +71,16 @@ def test_the_report_command_writes_one_html_file_with_every_section(config, tmp_
         assert f">{section}<" in page or f">{section}</h" in page, section
     assert page.count("<svg") >= 3  # metric, heatmap, scoring bars: drawn in the file, no scripts
     assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/2000/svg", "")
-    first_run = training.run_history(config)[0]["run_id"]
+    first_run = steps.run_history(config)[0]["run_id"]
     assert ("https://airflow.example.com/dags/ml_training__credit_default/runs/"
             + first_run.replace(":", "%3A").replace("+", "%2B")) in page
 
 
 def test_the_report_shows_the_registry_and_history_numbers(config):
-    detail = report.pipeline_detail(config)
-    page = report.render_pipeline(detail)
-    history = training.run_history(config)
-    registry = training.registry_for(config)
+    detail = monitoring.pipeline_detail(config)
+    page = monitoring.render_pipeline(detail)
+    history = steps.run_history(config)
+    registry = steps.registry_for(config)
 
     versions = cells(page, "versions")
     assert [row[0].rstrip(" ★") for row in versions] == list(reversed(registry.versions()))
@@ -97,31 +97,31 @@ def test_the_report_shows_the_registry_and_history_numbers(config):
 
 
 def test_the_drift_heatmap_has_one_cell_per_feature_and_compared_run(config):
-    heatmap = report.pipeline_detail(config)["drift_heatmap"]
-    held = training.run_history(config)[-1]
+    heatmap = monitoring.pipeline_detail(config)["drift_heatmap"]
+    held = steps.run_history(config)[-1]
 
-    assert [r["run_id"] for r in heatmap["runs"]] == [h["run_id"] for h in training.run_history(config)]
+    assert [r["run_id"] for r in heatmap["runs"]] == [h["run_id"] for h in steps.run_history(config)]
     assert set(heatmap["features"]) == set(held["drift_by_feature"])
     assert heatmap["features"][0] in held["drifted_features"]  # worst features first
     assert all(cell is None for cell in (row[0] for row in heatmap["cells"]))  # the first model had no reference
     column = {f: row[-1] for f, row in zip(heatmap["features"], heatmap["cells"], strict=True)}
     assert {f for f, c in column.items() if c["level"] in ("drifted", "severe")} == set(held["drifted_features"])
-    svg = report.heatmap_svg(heatmap)
+    svg = monitoring.heatmap_svg(heatmap)
     assert svg.count("<rect class='cell'") == sum(c is not None for row in heatmap["cells"] for c in row)
 
 
 def test_scoring_volumes_rejects_and_realised_performance_are_shown(config):
-    detail = report.pipeline_detail(config)
+    detail = monitoring.pipeline_detail(config)
     recorded = scoring.history(config)[-1]
 
     assert detail["scoring"][-1]["rows"] == recorded["rows"] == 800
     assert detail["scoring"][-1]["rejected"] == recorded["rejected"] > 0
-    row = cells(report.render_pipeline(detail), "scoring")[0]
+    row = cells(monitoring.render_pipeline(detail), "scoring")[0]
     assert row[:4] == ["2026-01-04", "800", f"{recorded['scored']:,}", str(recorded["rejected"])]
     realised = performance.history(config)[-1]
     assert detail["realised"]["value"] == pytest.approx(realised["value"])
     assert detail["metric_over_time"]["realised"][-1]["value"] == pytest.approx(realised["value"])
-    overview = report.render_overview(report.overview([config]))
+    overview = monitoring.render_overview(monitoring.overview([config]))
     assert f"{realised['value']:.4f}" in overview
 
 
@@ -129,25 +129,25 @@ def test_a_failed_airflow_run_is_the_last_outcome_and_links_to_its_run_page(conf
     failed = {"run_id": "scheduled__2026-01-05T00:00:00+00:00", "state": "failed",
               "logical_date": "2026-01-05T00:00:00+00:00", "end_date": "2999-01-01T00:00:00+00:00"}
 
-    row = report.pipeline_overview(config, [failed])
+    row = monitoring.pipeline_overview(config, [failed])
 
     assert row["last_run"]["outcome"] == "failed"
     assert row["last_run"]["links"]["run"].endswith("/runs/scheduled__2026-01-05T00%3A00%3A00%2B00%3A00")
-    assert row["drift_verdict"] == training.run_history(config)[-1]["drift_verdict"]  # from the last trained run
-    assert report.pipeline_overview(config)["last_run"]["outcome"] == "hold"
+    assert row["drift_verdict"] == steps.run_history(config)[-1]["drift_verdict"]  # from the last trained run
+    assert monitoring.pipeline_overview(config)["last_run"]["outcome"] == "hold"
 
 
 def test_the_held_email_has_the_dashboard_comparison_drift_table_and_links(config, monkeypatch):
     monkeypatch.setenv("ML_AIRFLOW_URL", "https://airflow.example.com")
-    held = training.run_history(config)[-1]
+    held = steps.run_history(config)[-1]
     workspace = Path(held["workspace"])
     drift = json.loads((workspace / "drift.json").read_text())
     evaluation = json.loads((workspace / "evaluation.json").read_text())
 
     body = alerts.outcome_email(held, drift=drift).html
 
-    assert report.drift_table_html(drift) in body  # the dashboard's own table
-    assert report.comparison_html(report.comparison(held, evaluation)) in body
+    assert monitoring.drift_table_html(drift) in body  # the dashboard's own table
+    assert monitoring.comparison_html(monitoring.comparison(held, evaluation)) in body
     interval = evaluation["gates"]["interval"]
     assert f"[{interval['lower']:+.4f}, {interval['upper']:+.4f}]" in body
     assert "https://airflow.example.com/ml-models/pipelines/credit_default" in body
@@ -157,8 +157,8 @@ def test_the_held_email_has_the_dashboard_comparison_drift_table_and_links(confi
 def test_missing_history_files_give_empty_sections_not_errors(ml_home):
     config = get_pipeline("house_prices")
 
-    detail = report.pipeline_detail(config)
-    page = report.render_pipeline(detail)
+    detail = monitoring.pipeline_detail(config)
+    page = monitoring.render_pipeline(detail)
 
     assert detail["production"] is None and detail["runs"] == [] and detail["scoring"] == []
     assert "no data yet" in page and "No labels delivered yet." in page

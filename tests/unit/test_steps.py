@@ -15,11 +15,11 @@ import pandas as pd
 import pytest
 import sklearn
 
-from include.ml import paths, simulate, training
+from include.ml import paths, simulate, steps
 from include.ml.config import DriftConfig, Gates, PipelineConfig, load_config
 from include.ml.drift import DriftReport
 from include.ml.errors import ArtifactIntegrityError, BatchNotFoundError, BatchValidationError, InputDataError
-from include.ml.extract import sha256_file
+from include.ml.storage import sha256_file
 
 DAY1 = dt.date(2026, 1, 1)
 ROWS = 800
@@ -42,7 +42,7 @@ def read(workspace: Path, name: str) -> dict:
 
 def test_the_first_run_promotes_its_model_and_sets_the_pointer(in_credit_history):
     first = in_credit_history.summaries[0]
-    registry = training.registry_for(in_credit_history.config)
+    registry = steps.registry_for(in_credit_history.config)
 
     assert first["branch"] == "promote"
     assert (first["production_before"], first["production_after"]) == (None, "v0001")
@@ -67,7 +67,7 @@ def test_the_second_run_is_compared_with_production_on_the_same_holdout(in_credi
 
 def test_a_drifted_day_is_held_and_production_stays(in_credit_history):
     drifted = in_credit_history.summaries[2]
-    registry = training.registry_for(in_credit_history.config)
+    registry = steps.registry_for(in_credit_history.config)
 
     assert drifted["branch"] == "hold"
     assert drifted["production_before"] == drifted["production_after"] == "v0002"
@@ -113,7 +113,7 @@ def test_the_first_run_records_that_there_was_nothing_to_compare_with(in_credit_
 
 def test_a_version_records_the_data_config_code_and_libraries_it_came_from(in_credit_history):
     config = in_credit_history.config
-    meta = training.registry_for(config).metadata("v0001")
+    meta = steps.registry_for(config).metadata("v0001")
 
     assert meta["run_id"] == run_id(ds(0))
     assert meta["logical_date"] == ds(0)
@@ -134,24 +134,24 @@ def test_a_version_records_the_git_commit_of_the_code(in_credit_history):
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True, text=True,
                           check=True).stdout.strip()
 
-    assert training.registry_for(in_credit_history.config).metadata("v0001")["code_version"] == head
+    assert steps.registry_for(in_credit_history.config).metadata("v0001")["code_version"] == head
 
 
 def test_registering_outside_a_git_checkout_and_without_a_library_records_unknowns(
     credit_config, credit_landed, run_day, tmp_path, monkeypatch
 ):
     monkeypatch.setattr(paths, "REPO_ROOT", tmp_path)  # not a git repository
-    monkeypatch.setattr(training, "LIBRARIES", ("scikit-learn", "no-such-library"))
+    monkeypatch.setattr(steps, "LIBRARIES", ("scikit-learn", "no-such-library"))
 
     summary = run_day(credit_config, ds(0))
 
-    meta = training.registry_for(credit_config).metadata(summary["version"])
+    meta = steps.registry_for(credit_config).metadata(summary["version"])
     assert meta["code_version"] is None
     assert meta["libraries"] == {"scikit-learn": sklearn.__version__, "no-such-library": None}
 
 
 def test_run_history_lists_every_run_oldest_first(in_credit_history):
-    history = training.run_history(in_credit_history.config)
+    history = steps.run_history(in_credit_history.config)
 
     assert [(h["logical_date"], h["branch"], h["version"]) for h in history] == [
         (ds(0), "promote", "v0001"),
@@ -177,7 +177,7 @@ def credit_landed(credit_config: PipelineConfig) -> list[Path]:
 def test_extract_copies_the_batch_into_the_workspace_with_its_fingerprint(credit_config, credit_landed, ml_home):
     workspace = paths.workspace_dir("credit_default", run_id(ds(0)))
 
-    result = training.extract(credit_config, workspace, ds(0))
+    result = steps.extract(credit_config, workspace, ds(0))
 
     assert workspace == ml_home / "runs/credit_default/scheduled__2026-01-01T00_00_00_00_00"
     assert result == read(workspace, "extract.json")
@@ -188,11 +188,11 @@ def test_extract_copies_the_batch_into_the_workspace_with_its_fingerprint(credit
 
 def test_extract_of_a_date_that_has_not_landed_is_retryable(credit_config, tmp_path):
     with pytest.raises(BatchNotFoundError, match=r"2026-02-01\.csv does not exist"):
-        training.extract(credit_config, tmp_path / "ws", "2026-02-01")
+        steps.extract(credit_config, tmp_path / "ws", "2026-02-01")
 
 
 def test_extract_can_read_a_file_given_explicitly(credit_config, credit_landed, tmp_path):
-    result = training.extract(credit_config, tmp_path / "ws", "2030-01-01", source=credit_landed[1])
+    result = steps.extract(credit_config, tmp_path / "ws", "2030-01-01", source=credit_landed[1])
 
     assert result["path"] == str(credit_landed[1])
     assert result["ds"] == "2030-01-01"
@@ -206,10 +206,10 @@ def test_a_bad_batch_is_quarantined_and_nothing_is_trained(credit_config, ml_hom
     landing.parent.mkdir(parents=True)
     frame.to_csv(landing, index=False)
     workspace = paths.workspace_dir("credit_default", "run:1")
-    training.extract(credit_config, workspace, ds(0))
+    steps.extract(credit_config, workspace, ds(0))
 
     with pytest.raises(BatchValidationError) as caught:
-        training.validate(credit_config, workspace, run_id="run:1")
+        steps.validate(credit_config, workspace, run_id="run:1")
 
     quarantined = ml_home / "quarantine/credit_default/2026-01-01__run_1"
     assert caught.value.quarantined_to == str(quarantined)
@@ -233,9 +233,9 @@ def test_validate_keeps_only_ids_features_and_target(credit_config, credit_lande
     frame = pd.read_csv(credit_landed[0]).assign(internal_note="x")
     frame.to_csv(credit_landed[0], index=False)
     workspace = tmp_path / "ws"
-    training.extract(credit_config, workspace, ds(0))
+    steps.extract(credit_config, workspace, ds(0))
 
-    result = training.validate(credit_config, workspace)
+    result = steps.validate(credit_config, workspace)
 
     assert result == {"rows": ROWS, "features": 15, "feature_origin": "config", "passed": True,
                       "warnings": 0, "warning_messages": []}
@@ -251,7 +251,7 @@ def copy_workspace(history, day: int, tmp_path: Path) -> Path:
     steps may rewrite it; the registry is only read."""
     workspace = Path(shutil.copytree(history.summaries[day]["workspace"], tmp_path / f"ws{day}"))
     evaluation = json.loads((workspace / "evaluation.json").read_text())
-    evaluation["champion_version"] = training.registry_for(history.config).production()
+    evaluation["champion_version"] = steps.registry_for(history.config).production()
     (workspace / "evaluation.json").write_text(json.dumps(evaluation))
     return workspace
 
@@ -259,7 +259,7 @@ def copy_workspace(history, day: int, tmp_path: Path) -> Path:
 def test_a_production_change_during_the_run_holds_the_candidate(in_credit_history, tmp_path):
     workspace = Path(shutil.copytree(in_credit_history.summaries[1]["workspace"], tmp_path / "ws"))
 
-    decision = training.decide(in_credit_history.config, workspace)
+    decision = steps.drift_check(in_credit_history.config, workspace)
 
     assert decision["branch"] == "hold"
     assert decision["reasons"][0].startswith("production changed during this run (v0001 when the candidate was "
@@ -276,7 +276,7 @@ def test_validate_warns_about_values_beyond_production_training_data_and_passes(
     batch.loc[7, "channel"] = "bnpl_partner"
     batch.to_parquet(workspace / "batch.parquet", index=False)
 
-    result = training.validate(in_credit_history.config, workspace)
+    result = steps.validate(in_credit_history.config, workspace)
 
     validation = read(workspace, "validation.json")
     messages = [w["message"] for w in validation["warnings"]]
@@ -304,7 +304,7 @@ def test_a_drift_warning_promotes_and_says_so(in_credit_history, tmp_path):
     workspace = copy_workspace(in_credit_history, 2, tmp_path)
     config = with_drift(in_credit_history.config, thresholds=MILD_ONLY, drift_share=1.0, critical_features=[])
 
-    decision = training.decide(config, workspace)
+    decision = steps.drift_check(config, workspace)
 
     assert decision["drift_verdict"] == "warn"
     assert decision["branch"] == "promote"
@@ -319,7 +319,7 @@ def test_a_batch_too_small_to_judge_drift_is_held(in_credit_history, tmp_path):
     workspace = copy_workspace(in_credit_history, 1, tmp_path)
     config = with_drift(in_credit_history.config, min_batch_rows=5000)
 
-    decision = training.decide(config, workspace)
+    decision = steps.drift_check(config, workspace)
 
     assert decision["drift_verdict"] == "insufficient_data"
     assert decision["branch"] == "hold"
@@ -332,7 +332,7 @@ def test_a_critical_feature_alone_decides_a_hold(in_credit_history, tmp_path):
     config = with_drift(in_credit_history.config, thresholds=MILD_ONLY, drift_share=1.0,
                         critical_features=["income"])
 
-    decision = training.decide(config, workspace)
+    decision = steps.drift_check(config, workspace)
 
     assert decision["branch"] == "hold"
     assert decision["reasons"] == ["input drift against production v0002: critical feature(s) drifted: income"]
@@ -361,7 +361,7 @@ def test_a_production_model_from_before_the_profile_format_change_does_not_stop_
 
     assert summary["version"] == "v0002"
     assert summary["branch"] in ("promote", "hold")
-    assert training.registry_for(credit_config).reference_profile("v0002")["format"] == 2
+    assert steps.registry_for(credit_config).reference_profile("v0002")["format"] == 2
 
 
 def test_a_gate_set_impossibly_high_rejects_and_production_stays(credit_config, credit_landed, run_day):
@@ -370,7 +370,7 @@ def test_a_gate_set_impossibly_high_rejects_and_production_stays(credit_config, 
 
     summary = run_day(impossible, ds(1))
 
-    registry = training.registry_for(credit_config)
+    registry = steps.registry_for(credit_config)
     assert summary["branch"] == "reject"
     assert summary["reasons"][0].startswith("roc_auc ")
     assert "is not at least the minimum 0.999" in summary["reasons"][0]
@@ -383,17 +383,17 @@ def test_a_config_file_with_an_impossible_gate_rejects_the_first_model(tmp_path,
     (tmp_path / "credit_default.yaml").write_text(text)
     config = load_config(tmp_path / "credit_default.yaml")
     workspace = tmp_path / "ws"
-    training.extract(config, workspace, ds(0))
-    training.validate(config, workspace)
-    training.train(config, workspace)
-    training.evaluate(config, workspace)
+    steps.extract(config, workspace, ds(0))
+    steps.validate(config, workspace)
+    steps.train(config, workspace)
+    steps.evaluate(config, workspace)
 
-    decision = training.decide(config, workspace)
-    outcome = training.conclude(config, workspace, decision["branch"], "run-1", ds(0))
+    decision = steps.drift_check(config, workspace)
+    outcome = steps.conclude(config, workspace, decision["branch"], "run-1", ds(0))
 
     assert decision["branch"] == "reject"
     assert outcome["production_after"] is None
-    assert training.registry_for(config).versions() == ["v0001"]
+    assert steps.registry_for(config).versions() == ["v0001"]
 
 
 def test_gates_beat_drift_a_failing_drifted_candidate_is_rejected(credit_config, run_day):
@@ -411,40 +411,40 @@ def test_a_retried_conclude_and_report_do_not_repeat_their_effect(credit_config,
     summary = run_day(credit_config, ds(0), run_id="run-1")
     workspace = Path(summary["workspace"])
 
-    again = training.conclude(credit_config, workspace, "promote", "run-1", ds(0))
-    training.report(credit_config, workspace, "run-1", ds(0))
+    again = steps.conclude(credit_config, workspace, "promote", "run-1", ds(0))
+    steps.report(credit_config, workspace, "run-1", ds(0))
 
-    registry = training.registry_for(credit_config)
+    registry = steps.registry_for(credit_config)
     assert again["version"] == summary["version"] == "v0001"
     assert registry.versions() == ["v0001"]
     assert len(registry.audit()) == 1
-    assert [h["run_id"] for h in training.run_history(credit_config)] == ["run-1"]
+    assert [h["run_id"] for h in steps.run_history(credit_config)] == ["run-1"]
 
 
 def test_a_rerun_of_a_run_replaces_its_history_entry(credit_config, credit_landed, run_day):
     run_day(credit_config, ds(0), run_id="run-1")
     run_day(credit_config, ds(1), run_id="run-2")
-    training.report(credit_config, paths.workspace_dir("credit_default", "run-1"), "run-1", ds(0))
+    steps.report(credit_config, paths.workspace_dir("credit_default", "run-1"), "run-1", ds(0))
 
-    assert [h["run_id"] for h in training.run_history(credit_config)] == ["run-2", "run-1"]
+    assert [h["run_id"] for h in steps.run_history(credit_config)] == ["run-2", "run-1"]
 
 
 def test_conclude_refuses_an_unknown_branch(credit_config, tmp_path):
     with pytest.raises(ValueError, match="unknown branch 'retrain'"):
-        training.conclude(credit_config, tmp_path, "retrain", "run-1", ds(0))
+        steps.conclude(credit_config, tmp_path, "retrain", "run-1", ds(0))
 
 
 def test_a_tampered_production_model_stops_the_evaluation(credit_config, credit_landed, run_day, tmp_path):
     run_day(credit_config, ds(0))
-    registry = training.registry_for(credit_config)
+    registry = steps.registry_for(credit_config)
     joblib.dump({"not": "the model"}, registry.versions_dir / "v0001" / "model.joblib")
     workspace = tmp_path / "ws"
-    training.extract(credit_config, workspace, ds(1))
-    training.validate(credit_config, workspace)
-    training.train(credit_config, workspace)
+    steps.extract(credit_config, workspace, ds(1))
+    steps.validate(credit_config, workspace)
+    steps.train(credit_config, workspace)
 
     with pytest.raises(ArtifactIntegrityError):
-        training.evaluate(credit_config, workspace)
+        steps.evaluate(credit_config, workspace)
 
 
 @pytest.fixture
@@ -453,16 +453,16 @@ def age_dropped(credit_config, credit_landed, run_day) -> tuple[PipelineConfig, 
     run_day(credit_config, ds(0))
     without_age = credit_config.model_copy(update={"features": [f for f in credit_config.features if f.name != "age"]})
     workspace = paths.workspace_dir("credit_default", "run-2")
-    training.extract(without_age, workspace, ds(1))
-    training.validate(without_age, workspace)
-    training.train(without_age, workspace)
+    steps.extract(without_age, workspace, ds(1))
+    steps.validate(without_age, workspace)
+    steps.train(without_age, workspace)
     return without_age, workspace
 
 
 def test_a_production_model_needing_a_dropped_feature_is_not_scored_and_says_why(age_dropped):
     config, workspace = age_dropped
 
-    evaluation = training.evaluate(config, workspace)
+    evaluation = steps.evaluate(config, workspace)
 
     assert evaluation["champion_version"] == "v0001"
     assert evaluation["champion"] is None
@@ -472,15 +472,15 @@ def test_a_production_model_needing_a_dropped_feature_is_not_scored_and_says_why
 
 def test_dropping_a_feature_from_the_config_does_not_break_the_drift_check(age_dropped):
     config, workspace = age_dropped
-    training.evaluate(config, workspace)
+    steps.evaluate(config, workspace)
 
-    decision = training.decide(config, workspace)
+    decision = steps.drift_check(config, workspace)
 
-    assert decision["branch"] in training.BRANCHES
+    assert decision["branch"] in steps.BRANCHES
 
 
 def test_run_history_is_empty_before_the_first_run(credit_config):
-    assert training.run_history(credit_config) == []
+    assert steps.run_history(credit_config) == []
 
 
 # -- house_prices: features inferred once and kept in the registry --------------------------
@@ -492,7 +492,7 @@ def test_house_prices_infers_its_features_once_and_reuses_them(house_config, run
     first = run_day(house_config, ds(0))
     second = run_day(house_config, ds(1))
 
-    spec_path = house_config.registry_path / training.FEATURE_SPEC
+    spec_path = house_config.registry_layout.feature_spec
     spec = json.loads(spec_path.read_text())
     assert len(spec) == 10
     assert {f["name"] for f in spec} >= {"area_m2", "neighbourhood"}
@@ -500,31 +500,31 @@ def test_house_prices_infers_its_features_once_and_reuses_them(house_config, run
     assert read(Path(second["workspace"]), "validation.json")["feature_origin"] == "registry"
     assert (first["branch"], second["branch"]) == ("promote", "promote")
     assert first["score"] < house_config.gates.min_score  # rmse under its ceiling
-    assert training.registry_for(house_config).metadata("v0002")["features"] == spec
+    assert steps.registry_for(house_config).metadata("v0002")["features"] == spec
 
 
 def test_a_column_added_upstream_later_is_not_used_by_an_inferred_pipeline(house_config, house_frame):
-    first, _ = training.resolve_features(house_config, house_frame)
-    training.save_inferred_features(house_config, first)
+    first, _ = steps.resolve_features(house_config, house_frame)
+    steps.save_inferred_features(house_config, first)
 
-    features, origin = training.resolve_features(house_config, house_frame.assign(pool="yes"))
+    features, origin = steps.resolve_features(house_config, house_frame.assign(pool="yes"))
 
     assert origin == "registry"
     assert "pool" not in [f.name for f in features]
 
 
 def test_resolving_features_leaves_the_registry_alone(house_config, house_frame):
-    features, origin = training.resolve_features(house_config, house_frame)
+    features, origin = steps.resolve_features(house_config, house_frame)
 
     assert origin == "inferred" and len(features) == 10
-    assert not (house_config.registry_path / training.FEATURE_SPEC).exists()
+    assert not (house_config.registry_layout.feature_spec).exists()
 
 
 def test_a_first_batch_that_fails_validation_does_not_fix_the_inferred_features(house_config, ml_home):
     simulate.write_batches(house_config, DAY1, 1, rows=50)  # below min_rows 200
     workspace = paths.workspace_dir("house_prices", "run-1")
-    training.extract(house_config, workspace, ds(0))
+    steps.extract(house_config, workspace, ds(0))
     with pytest.raises(BatchValidationError, match="fewer than 200 rows"):
-        training.validate(house_config, workspace, run_id="run-1")
+        steps.validate(house_config, workspace, run_id="run-1")
 
-    assert not (house_config.registry_path / training.FEATURE_SPEC).exists()
+    assert not (house_config.registry_layout.feature_spec).exists()

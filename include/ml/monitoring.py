@@ -138,7 +138,7 @@ def _airflow_only_row(config: PipelineConfig, run: dict, links: Links) -> dict:
 def runs(config: PipelineConfig, airflow_runs: list[dict] | None = None, links: Links = Links()) -> list[dict]:
     """Training runs by logical date (oldest first): each history line, plus the runs Airflow lists
     (``{run_id, state, logical_date, end_date}``) that wrote none, as ``failed`` or ``running``."""
-    from include.ml.training import run_history
+    from include.ml.steps import run_history
 
     history = run_history(config)
     rows = [_run_row(config, entry, links) for entry in history]
@@ -210,7 +210,7 @@ def overview(configs: list[PipelineConfig], airflow_runs: dict[str, list[dict]] 
 
 def _heatmap(config: PipelineConfig, rows: list[dict]) -> dict:
     """Drift per feature over runs: ``cells[i][j]`` is feature i in run j (``None``: not compared)."""
-    from include.ml.training import run_history
+    from include.ml.steps import run_history
 
     by_run = {h["run_id"]: h.get("drift_by_feature") or {} for h in run_history(config)}
     columns = [r for r in rows if r["run_id"] in by_run]
@@ -277,7 +277,7 @@ def comparison(outcome: dict, evaluation: dict | None = None) -> dict:
 def pipeline_detail(config: PipelineConfig, airflow_runs: list[dict] | None = None,
                     links: Links = Links()) -> dict:
     """Everything the pipeline page shows, as JSON-ready dicts."""
-    from include.ml.training import run_history
+    from include.ml.steps import run_history
 
     registry = _registry(config)
     rows = runs(config, airflow_runs, links)

@@ -1,0 +1,229 @@
+"""What the steps of a training run hand each other: one typed record per step.
+
+Each record is written by its step into the run's workspace (:class:`RunWorkspace`) and read back
+from there by the steps after it, the alerts, the monitoring page and the metrics. XCom carries
+their plain-dict form (``record.to_dict()``): Airflow deserialises only its own classes.
+
+Cheap to import (pydantic only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from include.ml import storage
+
+Branch = Literal["promote", "hold", "reject"]
+BRANCHES: tuple[Branch, ...] = ("promote", "hold", "reject")
+DECIDED: dict[str, str] = {"promote": "promoted", "hold": "held", "reject": "rejected"}  # branch -> decision
+
+
+class StepRecord(BaseModel):
+    """A record one step writes to ``FILE`` in the run's workspace. Unknown keys are ignored, so a
+    file written by a newer release still reads."""
+
+    model_config = ConfigDict(extra="ignore")
+    FILE: ClassVar[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able form (what XCom carries)."""
+        return self.model_dump(mode="json")
+
+
+class ExtractRecord(StepRecord):
+    """The batch a run read: its logical date and fingerprint."""
+
+    FILE: ClassVar[str] = "extract.json"
+    ds: str
+    path: str
+    sha256: str
+    bytes: int
+    rows: int
+    columns: int
+
+
+class ValidationRecord(StepRecord):
+    """What validation found: rows kept, features used and where they came from, warnings."""
+
+    FILE: ClassVar[str] = "validation.json"
+    rows: int
+    features: int
+    feature_origin: Literal["config", "registry", "inferred"]
+    passed: bool = True
+    reference_version: str | None = None
+    warnings: list[dict] = Field(default_factory=list)
+
+    def brief(self) -> dict[str, Any]:
+        """The small part for XCom and logs: counts and the first five warnings' messages."""
+        return {"rows": self.rows, "features": self.features, "feature_origin": self.feature_origin,
+                "passed": self.passed, "warnings": len(self.warnings),
+                "warning_messages": [w.get("message") for w in self.warnings[:5]]}
+
+
+class FeaturesRecord(StepRecord):
+    """The features the run's model uses (FeatureSpec dicts) and their origin."""
+
+    FILE: ClassVar[str] = "features.json"
+    origin: Literal["config", "registry", "inferred"]
+    features: list[dict]
+
+    def specs(self) -> list:
+        from include.ml.config import FeatureSpec
+
+        return [FeatureSpec.model_validate(f) for f in self.features]
+
+
+class TrainingRecord(StepRecord):
+    """How the candidate was fitted."""
+
+    FILE: ClassVar[str] = "training.json"
+    estimator: str
+    train_rows: int
+    holdout_rows: int
+    fit_seconds: float
+    seed: int
+
+
+class GateResult(BaseModel):
+    """The quality gates' verdict: passed, the reasons it did not, the point difference and the
+    paired-bootstrap interval of (candidate - production) when there was a production model."""
+
+    model_config = ConfigDict(extra="ignore")
+    passed: bool
+    reasons: list[str] = Field(default_factory=list)
+    delta: float | None = None
+    interval: dict | None = None
+
+
+class EvaluationRecord(StepRecord):
+    """Candidate and production (champion) on the same holdout rows, and the gates' verdict.
+    ``score`` is always the value of the primary ``metric``."""
+
+    FILE: ClassVar[str] = "evaluation.json"
+    metric: str
+    greater_is_better: bool
+    candidate: dict[str, float]
+    score: float
+    champion_version: str | None = None
+    champion: dict[str, float] | None = None
+    champion_score: float | None = None
+    champion_note: str | None = None
+    gates: GateResult
+    holdout_rows: int
+
+
+class DecisionRecord(StepRecord):
+    """The drift check's branch and why; ``drift`` is the drift report's summary."""
+
+    FILE: ClassVar[str] = "decision.json"
+    branch: Branch
+    reasons: list[str]
+    drift_verdict: str
+    drifted_features: list[str] = Field(default_factory=list)
+    drift: dict = Field(default_factory=dict)
+    production_before: str | None = None
+    score: float | None = None
+    champion_score: float | None = None
+    metric: str
+
+
+class OutcomeRecord(StepRecord):
+    """What a branch did: the version registered, whether production switched, before and after."""
+
+    FILE: ClassVar[str] = "outcome.json"
+    pipeline: str
+    run_id: str
+    logical_date: str
+    branch: Branch
+    version: str
+    reused_from_earlier_run: bool = False
+    switched: bool = False
+    production_before: str | None = None
+    production_after: str | None = None
+    metric: str
+    score: float | None = None
+    champion_score: float | None = None
+    reasons: list[str] = Field(default_factory=list)
+    drift_verdict: str | None = None
+    drifted_features: list[str] = Field(default_factory=list)
+
+
+class FeatureDrift(BaseModel):
+    """One feature's gating statistic in a run summary."""
+
+    model_config = ConfigDict(extra="ignore")
+    statistic: str
+    value: float | None = None
+    level: str
+
+
+class RunSummary(OutcomeRecord):
+    """A finished run: its outcome plus the batch's size, warnings and every feature's drift. One
+    line of the pipeline's run history."""
+
+    FILE: ClassVar[str] = "summary.json"
+    rows: int | None = None
+    validation_warnings: int = 0
+    data_sha256: str | None = None
+    drift_by_feature: dict[str, FeatureDrift] = Field(default_factory=dict)
+    finished_at: str | None = None
+    workspace: str | None = None
+
+
+Record = TypeVar("Record", bound=StepRecord)
+
+
+class RunWorkspace:
+    """The run-scoped folder of one training run: the data, the candidate model and the records
+    its steps write. Every file name of the workspace is here."""
+
+    BATCH = "batch.parquet"  # the delivery as read, text kept as text
+    VALIDATED = "validated.parquet"  # the rows and columns the model trains on
+    HOLDOUT = "holdout.parquet"
+    CANDIDATE = "candidate.joblib"
+    REFERENCE_PROFILE = "reference_profile.json"
+    PREDICTION_PROFILE = "prediction_profile.json"
+    DRIFT = "drift.json"  # the full drift report (every feature's numbers)
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    def __repr__(self) -> str:
+        return f"RunWorkspace({str(self.folder)!r})"
+
+    def path(self, name: str) -> Path:
+        """A file of the workspace (one of the names above or a record's ``FILE``)."""
+        return self.folder / name
+
+    @property
+    def run_name(self) -> str:
+        return self.folder.name
+
+    def has(self, record: type[StepRecord]) -> bool:
+        return self.path(record.FILE).exists()
+
+    def write(self, record: Record) -> Record:
+        """Write a step's record (atomically) and return it."""
+        storage.write_json(self.path(record.FILE), record.to_dict())
+        return record
+
+    def read(self, record: type[Record]) -> Record:
+        """A step's record; ``FileNotFoundError`` when that step has not run in this workspace."""
+        return record.model_validate(storage.read_json(self.path(record.FILE)))
+
+    def read_or_none(self, record: type[Record]) -> Record | None:
+        """A step's record, or None when it is missing or unreadable."""
+        data = storage.read_json_or_none(self.path(record.FILE))
+        return None if data is None else record.model_validate(data)
+
+    def write_json(self, name: str, data: Any) -> None:
+        storage.write_json(self.path(name), data)
+
+    def read_json(self, name: str) -> Any:
+        return storage.read_json(self.path(name))
+
+    def read_json_or_none(self, name: str) -> Any | None:
+        return storage.read_json_or_none(self.path(name))

@@ -1,0 +1,397 @@
+"""The steps of one training run, in order: each reads the records of the steps before it from the
+run's workspace (:class:`~include.ml.records.RunWorkspace`), writes its own, and returns its plain
+dict form (what a DAG task passes through XCom).
+
+    extract -> validate -> train -> evaluate -> drift_check -> promote | hold | reject -> report
+
+:data:`STEPS` is that order; the training DAG, the command line and the tests run it through
+:func:`run_step` and :func:`run_steps`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import subprocess
+import time
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+
+from include.ml import paths, storage
+from include.ml.config import FeatureSpec, PipelineConfig
+from include.ml.errors import BatchValidationError
+from include.ml.records import (
+    BRANCHES,
+    DECIDED,
+    DecisionRecord,
+    EvaluationRecord,
+    ExtractRecord,
+    FeatureDrift,
+    FeaturesRecord,
+    GateResult,
+    OutcomeRecord,
+    RunSummary,
+    RunWorkspace,
+    TrainingRecord,
+    ValidationRecord,
+)
+from include.ml.registry import ModelRegistry
+
+LIBRARIES = ("scikit-learn", "pandas", "numpy", "joblib", "pandera", "pyarrow")
+BRANCH_STEP = "conclude"  # the place of the branch (promote, hold or reject) in STEPS
+STEPS = ("extract", "validate", "train", "evaluate", "drift_check", BRANCH_STEP, "report")
+
+
+def _workspace(workspace: RunWorkspace | Path) -> RunWorkspace:
+    return workspace if isinstance(workspace, RunWorkspace) else RunWorkspace(workspace)
+
+
+def registry_for(config: PipelineConfig) -> ModelRegistry:
+    """The model registry of a pipeline."""
+    return ModelRegistry(config.registry_path)
+
+
+def extract(config: PipelineConfig, workspace: RunWorkspace | Path, ds: str, source: Path | None = None) -> dict:
+    """Read the landing batch for logical date ``ds`` (or the file ``source``); write it to the
+    workspace; return its fingerprint (:class:`ExtractRecord`)."""
+    from include.ml.extract import fingerprint, read_batch
+
+    ws = _workspace(workspace)
+    source = source or config.source.path_for(ds)
+    frame = read_batch(source, config.source.file_format)
+    # Keep text as text: a stray word in a numeric column is validation's to report, not the writer's.
+    text_columns = {c: "string" for c in frame.columns if frame[c].dtype == object}
+    storage.write_with(ws.path(ws.BATCH), lambda tmp: frame.astype(text_columns).to_parquet(tmp, index=False),
+                       durable=False)
+    return ws.write(ExtractRecord(ds=ds, **fingerprint(source, frame).to_dict())).to_dict()
+
+
+def resolve_features(config: PipelineConfig, frame) -> tuple[list[FeatureSpec], str]:
+    """The features to use and where they came from: the config, the registry's saved spec
+    (``registry``), or inferred from ``frame`` (``inferred``; see :func:`save_inferred_features`)."""
+    if isinstance(config.features, list):
+        return list(config.features), "config"
+    saved = config.registry_layout.feature_spec
+    if saved.exists():
+        return [FeatureSpec.model_validate(f) for f in storage.read_json(saved)], "registry"
+    from include.ml.validate import infer_features
+
+    return infer_features(frame, config), "inferred"
+
+
+def save_inferred_features(config: PipelineConfig, features: list[FeatureSpec]) -> None:
+    """Fix a pipeline's inferred features in its registry, so later batches are held to them."""
+    storage.write_json(config.registry_layout.feature_spec, [f.model_dump() for f in features])
+
+
+def check_with_production(config: PipelineConfig, frame):
+    """Validate ``frame`` against the config and the production model's training data (ranges,
+    levels). Returns ``(ValidationResult, features, feature origin, production version)``;
+    raises :class:`BatchValidationError` on errors."""
+    from include.ml.validate import check_batch
+
+    features, origin = resolve_features(config, frame)
+    production = registry_for(config).production()
+    reference = registry_for(config).reference_profile(production) if production else None
+    return check_batch(frame, config, features, reference), features, origin, production
+
+
+def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str = "manual",
+             save_features: bool = True) -> dict:
+    """Validate the extracted batch; write the validated rows, :class:`FeaturesRecord` and
+    :class:`ValidationRecord`. A failing batch is quarantined (copied with its reasons) and
+    :class:`BatchValidationError` is raised. Features inferred from the first batch that passes are
+    saved to the registry when ``save_features``. Returns :meth:`ValidationRecord.brief`."""
+    import pandas as pd
+
+    from include.ml.validate import quarantine
+
+    ws = _workspace(workspace)
+    extracted = ws.read(ExtractRecord)
+    frame = pd.read_parquet(ws.path(ws.BATCH))
+    try:
+        result, features, origin, production = check_with_production(config, frame)
+    except BatchValidationError as error:
+        source = Path(extracted.path)
+        target = paths.quarantine_dir(config.name) / f"{extracted.ds}__{paths.safe_name(run_id)}"
+        quarantine(source, target, error.failures, {"pipeline": config.name, "run_id": run_id,
+                                                     "ds": extracted.ds, "sha256": extracted.sha256})
+        error.quarantined_to = str(target)
+        error.args = (f"{error.args[0]}\nThe batch was copied to {target} (with reasons.json); "
+                      f"the landing file {source} is untouched and production is unchanged. Ask the upstream owner "
+                      f"for a corrected delivery (or fix {paths.PIPELINES_DIR / config.name}.yaml if a rule there "
+                      "is wrong), then rerun this date.",)
+        raise
+    if origin == "inferred" and save_features:
+        save_inferred_features(config, features)
+    clean = result.frame
+    columns = [*config.id_columns, *(f.name for f in features), config.target]
+    storage.write_with(ws.path(ws.VALIDATED),
+                       lambda tmp: clean[[c for c in columns if c in clean.columns]].to_parquet(tmp, index=False),
+                       durable=False)
+    ws.write(FeaturesRecord(origin=origin, features=[f.model_dump() for f in features]))
+    record = ws.write(ValidationRecord(rows=len(clean), features=len(features), feature_origin=origin,
+                                       reference_version=production, warnings=result.warnings))
+    return record.brief()
+
+
+def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
+    """Fit a candidate on a seeded split; write the candidate model, the holdout rows, the
+    reference profile of the training rows, the prediction profile of the holdout and
+    :class:`TrainingRecord`."""
+    import joblib
+    import pandas as pd
+
+    from include.ml.drift import ReferenceProfile, prediction_profile
+    from include.ml.evaluate import prediction_values
+    from include.ml.fitting import fit, split
+
+    ws = _workspace(workspace)
+    frame = pd.read_parquet(ws.path(ws.VALIDATED))
+    features = ws.read(FeaturesRecord).specs()
+    data = split(frame, config)
+    started = time.perf_counter()
+    model = fit(data.train, config, features)
+    seconds = time.perf_counter() - started
+    storage.write_with(ws.path(ws.CANDIDATE), lambda tmp: joblib.dump(model, tmp))
+    storage.write_with(ws.path(ws.HOLDOUT), lambda tmp: data.holdout.to_parquet(tmp, index=False), durable=False)
+    profile = ReferenceProfile(bins=config.drift.bins).fit(data.train, features)
+    ws.write_json(ws.REFERENCE_PROFILE, profile.to_dict())
+    # what the model predicts on rows it has not seen: the reference for prediction drift when scoring
+    holdout_values = prediction_values(model, data.holdout[[f.name for f in features]], config.task)
+    ws.write_json(ws.PREDICTION_PROFILE, prediction_profile(holdout_values, config.drift.bins))
+    return ws.write(TrainingRecord(
+        estimator=config.model.estimator, train_rows=len(data.train), holdout_rows=len(data.holdout),
+        fit_seconds=round(seconds, 3), seed=config.model.seed)).to_dict()
+
+
+def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
+    """Measure the candidate and the production model (the champion) on the same holdout rows, and
+    apply the quality gates; write :class:`EvaluationRecord`."""
+    import joblib
+    import pandas as pd
+
+    from include.ml.evaluate import holdout_metrics, metric_inputs, paired_bootstrap, quality_gates
+
+    ws = _workspace(workspace)
+    holdout = pd.read_parquet(ws.path(ws.HOLDOUT))
+    names = [f.name for f in ws.read(FeaturesRecord).specs()]
+    candidate_model = joblib.load(ws.path(ws.CANDIDATE))
+    candidate = holdout_metrics(candidate_model, holdout, config, names)
+    registry = registry_for(config)
+    champion_version = registry.production()
+    champion, champion_note, interval = None, None, None
+    if champion_version:
+        champion_features = [f["name"] for f in registry.metadata(champion_version)["features"]]
+        missing = sorted(set(champion_features) - set(holdout.columns))
+        if missing:
+            champion_note = f"production model needs columns missing from this batch: {missing}"
+        else:
+            champion_model = registry.load(champion_version)  # sha256 checked
+            champion = holdout_metrics(champion_model, holdout, config, champion_features)
+            positive = candidate_model.classes_[1] if config.task == "classification" else None
+            interval = paired_bootstrap(
+                holdout[config.target].to_numpy(), metric_inputs(candidate_model, holdout, config, names),
+                metric_inputs(champion_model, holdout, config, champion_features), config, positive)
+    gates = quality_gates(candidate[config.metric], champion[config.metric] if champion else None, config,
+                          interval)
+    return ws.write(EvaluationRecord(
+        metric=config.metric, greater_is_better=config.greater_is_better, candidate=candidate,
+        score=candidate[config.metric], champion_version=champion_version, champion=champion,
+        champion_score=champion[config.metric] if champion else None, champion_note=champion_note,
+        gates=GateResult.model_validate(gates), holdout_rows=len(holdout))).to_dict()
+
+
+def _no_reference(reason: str) -> dict:
+    return {"verdict": "no_reference", "reasons": [reason], "drifted_features": [], "severe_features": [],
+            "worst": []}
+
+
+def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
+    """Drift check against the production model's reference profile, then the branch to take:
+    ``reject`` when a quality gate fails, ``hold`` when the data drifted (or is too small to tell),
+    else ``promote``. Writes the full drift report (every feature's numbers) and
+    :class:`DecisionRecord`."""
+    import pandas as pd
+
+    from include.ml.drift import ReferenceProfile, drift_report
+    from include.ml.errors import PipelineError
+
+    ws = _workspace(workspace)
+    evaluation = ws.read(EvaluationRecord)
+    registry = registry_for(config)
+    production = registry.production()
+    if production is None:
+        drift = _no_reference("no production model yet: nothing to compare with")
+    else:
+        try:
+            profile = ReferenceProfile.from_dict(registry.reference_profile(production))
+        except PipelineError as error:  # a profile from an older release: hold, a person decides
+            drift = _no_reference(f"cannot compare with production {production}: {error}")
+        else:
+            report = drift_report(profile, pd.read_parquet(ws.path(ws.VALIDATED)), config.drift)
+            report.reference_version = production
+            ws.write_json(ws.DRIFT, report.to_dict())
+            drift = report.summary()
+    if drift["verdict"] == "no_reference":
+        ws.write_json(ws.DRIFT, drift)
+
+    if production != evaluation.champion_version:
+        branch, reasons = "hold", [f"production changed during this run ({evaluation.champion_version} when the "
+                                   f"candidate was evaluated, {production} now): it was not compared with the "
+                                   "current model, a person decides"]
+    elif not evaluation.gates.passed:
+        branch, reasons = "reject", evaluation.gates.reasons
+    elif drift["verdict"] in ("drift", "insufficient_data") or (production and drift["verdict"] == "no_reference"):
+        branch, reasons = "hold", [f"input drift against production {production}: " + "; ".join(drift["reasons"])]
+    else:
+        branch, reasons = "promote", ["quality gates passed" + ("" if production else "; first model")]
+        if drift["verdict"] == "warn":
+            reasons.append("drift warning: " + "; ".join(drift["reasons"]))
+    return ws.write(DecisionRecord(
+        branch=branch, reasons=reasons, drift_verdict=drift["verdict"], drifted_features=drift["drifted_features"],
+        drift=drift, production_before=production, score=evaluation.score, champion_score=evaluation.champion_score,
+        metric=config.metric)).to_dict()
+
+
+def _code_version() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.REPO_ROOT, capture_output=True,
+                             text=True, timeout=5, check=True)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _library_versions() -> dict[str, str | None]:
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, ds: str, decision: str,
+                       bundle_version: str | None = None) -> str:
+    """Register the run's candidate with its full metadata and return the version id (reused on retry).
+
+    The code version is the DAG bundle's version when the orchestrator knows it (a versioned Git
+    bundle pins DAGs and ML code together), else the repository's git commit."""
+    ws = _workspace(workspace)
+    evaluation, decided = ws.read(EvaluationRecord), ws.read(DecisionRecord)
+    metadata = {
+        "pipeline": config.name, "run_id": run_id, "logical_date": ds, "decision": decision,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "task": config.task, "metric": config.metric, "metrics": evaluation.candidate,
+        "champion": {"version": evaluation.champion_version, "metrics": evaluation.champion},
+        "gates": evaluation.gates.model_dump(mode="json"), "reasons": decided.reasons,
+        # the "blessing": what was decided, on which evidence
+        "promotion_record": {
+            "decision": decision, "metric": config.metric, "candidate_score": evaluation.score,
+            "champion_version": evaluation.champion_version, "champion_score": evaluation.champion_score,
+            "interval": evaluation.gates.interval, "gates": config.gates.model_dump(),
+            "drift_verdict": decided.drift_verdict, "reasons": decided.reasons,
+        },
+        "data": ws.read(ExtractRecord).to_dict(), "training": ws.read(TrainingRecord).to_dict(),
+        "features": ws.read(FeaturesRecord).features,
+        "config": config.model_dump(mode="json"), "config_hash": config.config_hash(),
+        "seed": config.model.seed, "code_version": bundle_version or _code_version(),
+        "code_version_source": "dag_bundle" if bundle_version else "git",
+        "python": platform.python_version(), "libraries": _library_versions(),
+        "prediction_profile": ws.read_json_or_none(ws.PREDICTION_PROFILE),
+    }
+    return registry_for(config).register(ws.path(ws.CANDIDATE), metadata, ws.read_json(ws.REFERENCE_PROFILE))
+
+
+def conclude(config: PipelineConfig, workspace: RunWorkspace | Path, branch: str, run_id: str, ds: str,
+             bundle_version: str | None = None) -> dict:
+    """Carry out a branch: register the candidate, and for ``promote`` switch production to it;
+    write :class:`OutcomeRecord`.
+
+    Idempotent: a retry of this run reuses the version it registered and finishes a switch it had
+    not made yet; a rerun of the same logical date on the same data and config (another run id)
+    reuses the version registered then and switches nothing.
+    """
+    if branch not in BRANCHES:
+        raise ValueError(f"unknown branch {branch!r}; expected one of {BRANCHES}")
+    ws = _workspace(workspace)
+    decision = ws.read(DecisionRecord)
+    registry = registry_for(config)
+    extracted = ws.read(ExtractRecord)
+    earlier = None if registry.find_by_run(run_id) else registry.find_equivalent(
+        ds, extracted.sha256, config.config_hash())
+    version = earlier or register_candidate(config, ws, run_id, ds, DECIDED[branch], bundle_version)
+    before = decision.production_before
+    switched = False
+    if branch == "promote" and earlier is None and registry.production() != version:
+        registry.set_production(version, expected=before, actor=run_id,
+                                reason=f"training run {run_id}: " + "; ".join(decision.reasons))
+        switched = True
+    return ws.write(OutcomeRecord(
+        pipeline=config.name, run_id=run_id, logical_date=ds, branch=branch, version=version,
+        reused_from_earlier_run=earlier is not None, switched=switched, production_before=before,
+        production_after=registry.production(), metric=config.metric, score=decision.score,
+        champion_score=decision.champion_score, reasons=decision.reasons, drift_verdict=decision.drift_verdict,
+        drifted_features=decision.drifted_features)).to_dict()
+
+
+def report(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, ds: str) -> dict:
+    """Summarise the run into :class:`RunSummary` and append it to the pipeline's run history."""
+    ws = _workspace(workspace)
+    outcome = ws.read(OutcomeRecord)
+    drift = ws.read_json_or_none(ws.DRIFT) or {}
+    settings = config.drift
+    by_feature = {}
+    for name, result in drift.get("features", {}).items():
+        statistic = settings.numeric_statistic if result["type"] == "numeric" else settings.categorical_statistic
+        by_feature[name] = FeatureDrift(statistic=statistic, value=result["statistics"].get(statistic),
+                                        level=result["level"])
+    extracted = ws.read(ExtractRecord)
+    summary = ws.write(RunSummary(
+        **outcome.model_dump(), rows=extracted.rows,
+        validation_warnings=len(ws.read(ValidationRecord).warnings), data_sha256=extracted.sha256,
+        drift_by_feature=by_feature, finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        workspace=str(ws.folder)))
+    storage.append_jsonl(config.registry_layout.run_history, summary.to_dict())
+    return summary.to_dict()
+
+
+def run_history(config: PipelineConfig) -> list[dict]:
+    """Run summaries oldest first; a rerun of the same run id replaces its earlier line."""
+    return storage.read_jsonl_latest(config.registry_layout.run_history, ("run_id",))
+
+
+def run_summaries(config: PipelineConfig) -> list[RunSummary]:
+    """:func:`run_history` as typed records."""
+    return [RunSummary.model_validate(entry) for entry in run_history(config)]
+
+
+def run_step(name: str, config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, ds: str,
+             branch: str | None = None, bundle_version: str | None = None, source: Path | None = None) -> dict:
+    """Run the step ``name`` of :data:`STEPS` (``conclude`` takes the ``branch`` to carry out)."""
+    calls = {
+        "extract": lambda: extract(config, workspace, ds, source=source),
+        "validate": lambda: validate(config, workspace, run_id=run_id),
+        "train": lambda: train(config, workspace),
+        "evaluate": lambda: evaluate(config, workspace),
+        "drift_check": lambda: drift_check(config, workspace),
+        BRANCH_STEP: lambda: conclude(config, workspace, branch or "", run_id, ds, bundle_version=bundle_version),
+        "report": lambda: report(config, workspace, run_id, ds),
+    }
+    if name not in calls:
+        raise ValueError(f"unknown step {name!r}; the steps are {STEPS}")
+    return calls[name]()
+
+
+def run_steps(config: PipelineConfig, run_id: str, ds: str, until: str = STEPS[-1],
+              workspace: RunWorkspace | Path | None = None, source: Path | None = None) -> dict[str, dict]:
+    """Run :data:`STEPS` in order in one process, as the training DAG does (the branch is the one
+    ``drift_check`` chose), up to and including ``until``; return each step's result by name."""
+    workspace = workspace or paths.workspace_dir(config.name, run_id)
+    results: dict[str, dict] = {}
+    for name in STEPS[:STEPS.index(until) + 1]:
+        branch = results.get("drift_check", {}).get("branch")
+        results[name] = run_step(name, config, workspace, run_id, ds, branch=branch, source=source)
+    return results
