@@ -56,6 +56,7 @@ def score_and_measure(config, run, logs: Path) -> int:
     import json
 
     from include.ml import paths, performance
+    from include.ml.scoring import SUMMARY_FILE
 
     failed = 0
     print(f"\n== 5. batch scoring: bin/airflow dags test ml_batch_scoring__{PIPELINE} <date>")
@@ -64,7 +65,7 @@ def score_and_measure(config, run, logs: Path) -> int:
         ds = day.isoformat()
         result = run(str(ROOT / "bin" / "airflow"), "dags", "test", f"ml_batch_scoring__{PIPELINE}", ds,
                      log=logs / f"scoring-{ds}.log")
-        summary_file = paths.resolve(config.scoring.output_dir.format(pipeline=PIPELINE, ds=ds)) / "_summary.json"
+        summary_file = paths.predictions_dir(config, ds) / SUMMARY_FILE
         if result.returncode or not summary_file.exists():
             failed += 1
             print(f"{ds:<13} scoring failed (exit {result.returncode}); log: {logs / f'scoring-{ds}.log'}")

@@ -36,6 +36,26 @@ def quarantine_dir(pipeline: str) -> Path:
     return data_root() / "quarantine" / pipeline
 
 
+def quarantined_batch_dir(pipeline: str, ds: str, run_id: str) -> Path:
+    """Where one run's refused batch is copied with its reasons."""
+    return quarantine_dir(pipeline) / f"{ds}__{safe_name(run_id)}"
+
+
+def scoring_inbox(config, ds: str) -> Path:
+    """The folder of a scoring date's partitions (``scoring.input_dir``)."""
+    return resolve(config.scoring.input_dir.format(pipeline=config.name, ds=ds))
+
+
+def predictions_dir(config, ds: str) -> Path:
+    """The folder of a scoring date's predictions, rejects and summary (``scoring.output_dir``)."""
+    return resolve(config.scoring.output_dir.format(pipeline=config.name, ds=ds))
+
+
+def labels_dir(config) -> Path:
+    """The folder delivered labels land in (``performance.labels_dir``)."""
+    return resolve(config.performance.labels_dir.format(pipeline=config.name))
+
+
 def run_workspace(pipeline: str, run_id: str):
     """The :class:`~include.ml.records.RunWorkspace` of a training run."""
     from include.ml.records import RunWorkspace

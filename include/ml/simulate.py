@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from include.ml import paths, storage
 from include.ml.config import PipelineConfig
 
 
@@ -185,13 +186,10 @@ def write_batches(
 def _write_frame(frame: pd.DataFrame, path: Path, file_format: str | None = None) -> None:
     """Write CSV or Parquet (``file_format``, else by suffix) under a temporary name, then rename it
     into place, as a careful upstream would."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     if (file_format or ("parquet" if path.suffix in {".parquet", ".pq"} else "csv")) == "parquet":
-        frame.to_parquet(tmp, index=False)
+        storage.write_with(path, lambda tmp: frame.to_parquet(tmp, index=False), durable=False)
     else:
-        frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+        storage.write_with(path, lambda tmp: frame.to_csv(tmp, index=False), durable=False)
 
 
 def write_scoring_batches(
@@ -211,7 +209,6 @@ def write_scoring_batches(
     days after the predictions were made. ``bad_rows`` rows of each day's first partition get a
     value no model can score (they go to rejects). Returns ``{"scoring": [...], "labels": [...]}``.
     """
-    from include.ml.paths import resolve
 
     sim = config.simulation
     if sim is None:
@@ -232,7 +229,7 @@ def write_scoring_batches(
         # another seed than the training batches: other customers, the same world
         frame = generate(day, rows * partitions, sim.seed + 1000, drifted)
         frame[id_column] = [f"{id_column[:1].upper()}S{day:%Y%m%d}-{i:07d}" for i in range(len(frame))]
-        folder = resolve(config.scoring.input_dir.format(pipeline=config.name, ds=day.isoformat()))
+        folder = paths.scoring_inbox(config, day.isoformat())
         for part in range(partitions):
             piece = frame.iloc[part * rows:(part + 1) * rows].drop(columns=[config.target])
             suffix = "parquet"
@@ -244,7 +241,7 @@ def write_scoring_batches(
             _write_frame(piece, path)
             written["scoring"].append(path)
         delivered = day + dt.timedelta(days=sim.label_delay_days)
-        labels = resolve(config.performance.labels_dir.format(pipeline=config.name)) / (
+        labels = paths.labels_dir(config) / (
             f"{delivered.isoformat()}-scored-{day.isoformat()}.csv")
         _write_frame(frame[[*config.id_columns, config.target]], labels)
         written["labels"].append(labels)

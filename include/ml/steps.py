@@ -113,7 +113,7 @@ def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str
         result, features, origin, production = check_with_production(config, frame)
     except BatchValidationError as error:
         source = Path(extracted.path)
-        target = paths.quarantine_dir(config.name) / f"{extracted.ds}__{paths.safe_name(run_id)}"
+        target = paths.quarantined_batch_dir(config.name, extracted.ds, run_id)
         quarantine(source, target, error.failures, {"pipeline": config.name, "run_id": run_id,
                                                      "ds": extracted.ds, "sha256": extracted.sha256})
         error.quarantined_to = str(target)
