@@ -66,18 +66,19 @@ def _safely(emit):
 
 @_safely
 def emit_training_metrics(pipeline: str, summary: dict) -> None:
-    """After a training run (``summary`` is the run summary of ``include.ml.steps.report``):
-    the candidate's score, drifted-feature share and rows, and one count of its branch (a promotion
-    counts only when production really switched, so a rerun does not count twice)."""
-    version = summary.get("version")
-    _gauge(pipeline, "training.score", summary.get("score"), version=version, metric=summary.get("metric"))
-    by_feature = summary.get("drift_by_feature") or {}
-    if by_feature:
-        _gauge(pipeline, "training.drifted_share", len(summary.get("drifted_features") or []) / len(by_feature))
-    _gauge(pipeline, "training.rows", summary.get("rows"))
-    branch = summary.get("branch")
-    if branch in BRANCH_COUNTERS and (branch != "promote" or summary.get("switched", True)):
-        _count(pipeline, BRANCH_COUNTERS[branch], version=version)
+    """After a training run (``summary`` is the plain form of the run's
+    :class:`~include.ml.records.RunSummary`): the candidate's score, drifted-feature share and rows,
+    and one count of its branch (a promotion counts only when production really switched, so a rerun
+    does not count twice)."""
+    from include.ml.records import RunSummary
+
+    run = RunSummary.model_validate(summary)
+    _gauge(pipeline, "training.score", run.score, version=run.version, metric=run.metric)
+    if run.drift_by_feature:
+        _gauge(pipeline, "training.drifted_share", len(run.drifted_features) / len(run.drift_by_feature))
+    _gauge(pipeline, "training.rows", run.rows)
+    if run.branch in BRANCH_COUNTERS and (run.branch != "promote" or run.switched):
+        _count(pipeline, BRANCH_COUNTERS[run.branch], version=run.version)
 
 
 @_safely
