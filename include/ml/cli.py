@@ -3,6 +3,8 @@
 Commands: simulate, config check, validate, drift, train, score, models list|show|promote|rollback|history|verify, runs,
 performance.
 Exit status: 0 done, 1 the input or the registry refused (message on stderr), 2 bad usage.
+``--pipeline`` is required whenever more than one pipeline is configured, and always for
+``models promote`` and ``models rollback``: the pipeline is never guessed.
 """
 
 from __future__ import annotations
@@ -16,10 +18,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from include.ml import paths
-from include.ml.config import get_pipeline, load_all
+from include.ml.config import config_paths, get_pipeline, load_all
 from include.ml.errors import PipelineError
 
-DEFAULT_PIPELINE = "credit_default"
+
+def _known_pipelines() -> list[str]:
+    return [p.stem for p in config_paths()]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose "--pipeline is required" error lists the pipelines there are."""
+
+    def error(self, message: str):
+        if "required" in message and "--pipeline" in message:
+            known = ", ".join(_known_pipelines()) or "none (no config in include/pipelines)"
+            message += f"; known pipelines: {known}"
+        super().error(message)
 
 
 def _positive(text: str) -> int:
@@ -287,24 +301,21 @@ def _actor() -> str:
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
-    from include.ml.steps import registry_for
+    from include.ml import model_ops
 
-    registry = registry_for(get_pipeline(args.pipeline))
-    registry.check_version_id(args.version)
-    entry = registry.set_production(args.version, expected=registry.production(), actor=_actor(),
-                                    reason=args.reason, action="promote")
+    config = get_pipeline(args.pipeline)
+    plan = model_ops.plan_change(config, "promote", args.version, args.reason, _actor())
+    entry = model_ops.apply_change(config, plan)
     _emit(args, entry, f"production: {entry['from'] or '-'} -> {entry['to']} ({entry['reason']})")
     return 0
 
 
 def cmd_models_rollback(args: argparse.Namespace) -> int:
-    from include.ml.steps import registry_for
+    from include.ml import model_ops
 
-    registry = registry_for(get_pipeline(args.pipeline))
-    current = registry.production()
-    target = args.to or registry.rollback_target()
-    entry = registry.set_production(target, expected=current, actor=_actor(), reason=args.reason,
-                                    action="rollback")
+    config = get_pipeline(args.pipeline)
+    plan = model_ops.plan_change(config, "rollback", args.to, args.reason, _actor())
+    entry = model_ops.apply_change(config, plan)
     _emit(args, entry, f"rolled back: production {entry['from']} -> {entry['to']} ({entry['reason']})")
     return 0
 
@@ -353,16 +364,13 @@ def cmd_performance(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from include.ml import monitoring
+    from include.ml import monitoring, storage
 
     config = get_pipeline(args.pipeline)
     links = monitoring.Links(args.airflow_url.rstrip("/")) if args.airflow_url else monitoring.Links.from_env()
     detail = monitoring.pipeline_detail(config, links=links)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(monitoring.render_pipeline(detail, links))
-    tmp.replace(out)
+    storage.write_text(out, monitoring.render_pipeline(detail, links), durable=False)
     _emit(args, detail, f"report of {config.name} ({len(detail['runs'])} run(s), {len(detail['versions'])} "
                         f"version(s)) -> {out}")
     return 0
@@ -372,14 +380,19 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m include.ml", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m include.ml", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func, help_text: str, parent=sub, pipeline: bool = True, json_flag: bool = True):
+    def add(name: str, func, help_text: str, parent=sub, pipeline: bool = True, json_flag: bool = True,
+            changes_registry: bool = False):
         p = parent.add_parser(name, help=help_text, description=help_text)
         if pipeline:
-            p.add_argument("--pipeline", default=DEFAULT_PIPELINE,
-                           help=f"pipeline config name in include/pipelines (default {DEFAULT_PIPELINE})")
+            # which pipeline is never guessed when there is a choice, and never for a registry change
+            known = _known_pipelines()
+            sole = known[0] if len(known) == 1 and not changes_registry else None
+            p.add_argument("--pipeline", required=sole is None, default=sole,
+                           help=f"pipeline config name in include/pipelines: {', '.join(known) or 'none yet'}"
+                                + (f" (default {sole}, the only one)" if sole else " (required)"))
         if json_flag:
             p.add_argument("--json", action="store_true", help="print JSON instead of text")
         p.set_defaults(func=func)
@@ -419,10 +432,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("list", cmd_models_list, "list registered versions (* marks production)", parent=models)
     p = add("show", cmd_models_show, "show one version's metadata", parent=models)
     p.add_argument("version", help="version id, e.g. v0001")
-    p = add("promote", cmd_models_promote, "point production at a registered version", parent=models)
+    p = add("promote", cmd_models_promote, "point production at a registered version", parent=models,
+            changes_registry=True)
     p.add_argument("version", help="version id, e.g. v0004")
     p.add_argument("--reason", required=True, help="why (kept in the audit log)")
-    p = add("rollback", cmd_models_rollback, "point production back at the version before it", parent=models)
+    p = add("rollback", cmd_models_rollback, "point production back at the version before it", parent=models,
+            changes_registry=True)
     p.add_argument("--to", help="version to roll back to (default: the one production replaced)")
     p.add_argument("--reason", required=True, help="why (kept in the audit log)")
     add("history", cmd_models_history, "every production switch: time, from, to, actor, reason", parent=models)

@@ -189,20 +189,20 @@ def test_config_check_of_a_broken_config_exits_1_saying_where(capsys, tmp_path: 
 
 
 def test_validate_passes_a_good_batch(capsys, credit_batch: Path):
-    code, out, _ = run(capsys, "validate", str(credit_batch))
+    code, out, _ = run(capsys, "validate", "--pipeline", "credit_default", str(credit_batch))
 
     assert code == 0
     assert out.strip() == f"{credit_batch}: passed (800 rows, 15 features from config); 0 warning(s)"
 
 
 def test_validate_json_of_a_good_batch(capsys, credit_batch: Path):
-    assert run_json(capsys, "validate", str(credit_batch)) == {
+    assert run_json(capsys, "validate", "--pipeline", "credit_default", str(credit_batch)) == {
         "passed": True, "rows": 800, "features": 15, "feature_origin": "config", "reference_version": None,
         "warnings": []}
 
 
 def test_validate_passes_a_batch_with_a_few_odd_values_and_lists_the_warnings(capsys, odd_batch: Path):
-    code, out, err = run(capsys, "validate", str(odd_batch))
+    code, out, err = run(capsys, "validate", "--pipeline", "credit_default", str(odd_batch))
 
     assert code == 0, err
     assert out.splitlines() == [
@@ -213,8 +213,8 @@ def test_validate_passes_a_batch_with_a_few_odd_values_and_lists_the_warnings(ca
 
 
 def test_validate_checks_against_the_production_model_training_data(capsys, in_credit_history, odd_batch: Path):
-    data = run_json(capsys, "validate", str(odd_batch))
-    _, out, _ = run(capsys, "validate", str(odd_batch))
+    data = run_json(capsys, "validate", "--pipeline", "credit_default", str(odd_batch))
+    _, out, _ = run(capsys, "validate", "--pipeline", "credit_default", str(odd_batch))
 
     assert data["reference_version"] == "v0002"
     warned = {(w["column"], w["rule"].split(" (")[0]) for w in data["warnings"]}
@@ -225,7 +225,7 @@ def test_validate_checks_against_the_production_model_training_data(capsys, in_c
 
 
 def test_validate_fails_a_bad_batch_with_exit_1_and_the_reasons_on_stderr(capsys, broken_batch: Path):
-    code, out, err = run(capsys, "validate", str(broken_batch))
+    code, out, err = run(capsys, "validate", "--pipeline", "credit_default", str(broken_batch))
 
     assert code == 1
     assert out == ""
@@ -235,7 +235,7 @@ def test_validate_fails_a_bad_batch_with_exit_1_and_the_reasons_on_stderr(capsys
 
 
 def test_validate_json_of_a_bad_batch_lists_the_errors_then_the_warnings(capsys, broken_batch: Path):
-    code, out, _ = run(capsys, "validate", str(broken_batch), "--json")
+    code, out, _ = run(capsys, "validate", "--pipeline", "credit_default", str(broken_batch), "--json")
 
     assert code == 1
     data = json.loads(out)
@@ -245,14 +245,14 @@ def test_validate_json_of_a_bad_batch_lists_the_errors_then_the_warnings(capsys,
 
 
 def test_validate_does_not_quarantine_or_touch_the_registry(capsys, broken_batch: Path, ml_home: Path):
-    run(capsys, "validate", str(broken_batch))
+    run(capsys, "validate", "--pipeline", "credit_default", str(broken_batch))
 
     assert not (ml_home / "quarantine").exists()
     assert not (ml_home / "registry").exists()
 
 
 def test_validate_of_a_missing_file_exits_1(capsys, tmp_path: Path):
-    code, _, err = run(capsys, "validate", str(tmp_path / "nope.csv"))
+    code, _, err = run(capsys, "validate", "--pipeline", "credit_default", str(tmp_path / "nope.csv"))
 
     assert code == 1
     assert f"batch file {tmp_path / 'nope.csv'} does not exist" in err
@@ -260,7 +260,7 @@ def test_validate_of_a_missing_file_exits_1(capsys, tmp_path: Path):
 
 def test_validate_takes_the_file_as_an_argument_not_input(capsys, credit_batch: Path):
     with pytest.raises(SystemExit) as exited:
-        main(["validate", "--input", str(credit_batch)])
+        main(["validate", "--pipeline", "credit_default", "--input", str(credit_batch)])
 
     assert exited.value.code == 2
     assert "--input" in capsys.readouterr().err
@@ -280,7 +280,8 @@ def test_validate_of_an_inferred_pipeline_does_not_save_a_feature_spec(capsys, h
 
 
 def test_train_fits_a_candidate_and_registers_nothing(capsys, credit_config, credit_batch: Path, tmp_path: Path):
-    code, out, _ = run(capsys, "train", "--input", str(credit_batch), "--out", str(tmp_path / "ws"))
+    code, out, _ = run(capsys, "train", "--pipeline", "credit_default", "--input", str(credit_batch),
+                       "--out", str(tmp_path / "ws"))
 
     assert code == 0
     assert out.startswith(f"candidate trained in {tmp_path / 'ws'} (560 rows,")
@@ -291,8 +292,8 @@ def test_train_fits_a_candidate_and_registers_nothing(capsys, credit_config, cre
 
 
 def test_train_json_reports_training_and_evaluation(capsys, credit_batch: Path, tmp_path: Path):
-    data = run_json(capsys, "train", "--input", str(credit_batch), "--out", str(tmp_path / "ws"),
-                    "--ds", "2026-01-01")
+    data = run_json(capsys, "train", "--pipeline", "credit_default", "--input", str(credit_batch),
+                    "--out", str(tmp_path / "ws"), "--ds", "2026-01-01")
 
     assert data["workspace"] == str(tmp_path / "ws")
     assert data["training"]["train_rows"] == 560
@@ -302,14 +303,15 @@ def test_train_json_reports_training_and_evaluation(capsys, credit_batch: Path, 
 
 
 def test_train_without_out_uses_a_new_workspace_under_the_data_root(capsys, credit_batch: Path, ml_home: Path):
-    data = run_json(capsys, "train", "--input", str(credit_batch))
+    data = run_json(capsys, "train", "--pipeline", "credit_default", "--input", str(credit_batch))
 
     assert Path(data["workspace"]).parent == ml_home / "runs/credit_default"
     assert Path(data["workspace"]).name.startswith("cli_")
 
 
 def test_train_on_a_bad_batch_exits_1(capsys, broken_batch: Path, tmp_path: Path):
-    code, _, err = run(capsys, "train", "--input", str(broken_batch), "--out", str(tmp_path / "ws"))
+    code, _, err = run(capsys, "train", "--pipeline", "credit_default", "--input", str(broken_batch),
+                       "--out", str(tmp_path / "ws"))
 
     assert code == 1
     assert "column 'utilization'" in err
@@ -330,8 +332,8 @@ def test_train_of_an_inferred_pipeline_leaves_the_registry_untouched(capsys, hou
 
 
 def test_drift_of_a_drifted_batch_against_production(capsys, in_credit_history):
-    report = run_json(capsys, "drift", "--current", str(in_credit_history.landing[2]))
-    code, out, _ = run(capsys, "drift", "--current", str(in_credit_history.landing[2]))
+    report = run_json(capsys, "drift", "--pipeline", "credit_default", "--current", str(in_credit_history.landing[2]))
+    code, out, _ = run(capsys, "drift", "--pipeline", "credit_default", "--current", str(in_credit_history.landing[2]))
 
     assert code == 0
     drifted, severe, reasons = report["drifted_features"], report["severe_features"], report["reasons"]
@@ -353,7 +355,8 @@ def test_drift_of_a_drifted_batch_against_production(capsys, in_credit_history):
 
 
 def test_drift_json_is_the_full_report_against_a_chosen_version(capsys, in_credit_history):
-    data = run_json(capsys, "drift", "--current", str(in_credit_history.landing[1]), "--reference", "v0001")
+    data = run_json(capsys, "drift", "--pipeline", "credit_default", "--current", str(in_credit_history.landing[1]),
+                    "--reference", "v0001")
 
     report = DriftReport.from_dict(data)
     assert report.reference_version == "v0001"
@@ -365,8 +368,8 @@ def test_drift_json_is_the_full_report_against_a_chosen_version(capsys, in_credi
 def test_drift_against_a_reference_file_profiles_it_on_the_fly(capsys, in_credit_history):
     first, second, drifted = (str(p) for p in in_credit_history.landing)
 
-    same = run_json(capsys, "drift", "--current", second, "--reference", first)
-    changed = run_json(capsys, "drift", "--current", drifted, "--reference", first)
+    same = run_json(capsys, "drift", "--pipeline", "credit_default", "--current", second, "--reference", first)
+    changed = run_json(capsys, "drift", "--pipeline", "credit_default", "--current", drifted, "--reference", first)
 
     assert (same["verdict"], same["reference_version"], same["reference_rows"]) == ("none", first, 800)
     assert changed["verdict"] == "drift"
@@ -376,7 +379,8 @@ def test_drift_against_a_reference_file_profiles_it_on_the_fly(capsys, in_credit
 def test_drift_against_a_file_needs_no_registry(capsys, credit_config):
     landed = simulate.write_batches(credit_config, DAY1, 2, rows=800)
 
-    code, out, _ = run(capsys, "drift", "--current", str(landed[1]), "--reference", str(landed[0]))
+    code, out, _ = run(capsys, "drift", "--pipeline", "credit_default", "--current", str(landed[1]),
+                       "--reference", str(landed[0]))
 
     assert code == 0
     assert out.startswith(f"drift verdict: none (against {landed[0]}; 0 of 15 features drifted, 0 severely)")
@@ -384,7 +388,7 @@ def test_drift_against_a_file_needs_no_registry(capsys, credit_config):
 
 
 def test_drift_without_a_production_model_exits_1_saying_what_to_pass(capsys, credit_batch: Path):
-    code, _, err = run(capsys, "drift", "--current", str(credit_batch))
+    code, _, err = run(capsys, "drift", "--pipeline", "credit_default", "--current", str(credit_batch))
 
     assert code == 1
     assert "has no production model yet; pass --reference VERSION or --reference FILE" in err
@@ -393,7 +397,8 @@ def test_drift_without_a_production_model_exits_1_saying_what_to_pass(capsys, cr
 @pytest.mark.parametrize(("reference", "expected"), [("v0009", "version v0009 does not exist"),
                                                       ("nowhere.csv", "batch file nowhere.csv does not exist")])
 def test_drift_against_an_unknown_version_or_file_exits_1(capsys, in_credit_history, reference: str, expected: str):
-    code, _, err = run(capsys, "drift", "--current", str(in_credit_history.landing[0]), "--reference", reference)
+    code, _, err = run(capsys, "drift", "--pipeline", "credit_default", "--current", str(in_credit_history.landing[0]),
+                       "--reference", reference)
 
     assert code == 1
     assert expected in err
@@ -406,7 +411,7 @@ def test_drift_against_a_profile_of_the_old_format_exits_1_saying_so(capsys, cre
                                                                   "categorical": {}})
     registry.set_production("v0001", expected=None, actor="old", reason="before the upgrade")
 
-    code, out, err = run(capsys, "drift", "--current", str(credit_batch))
+    code, out, err = run(capsys, "drift", "--pipeline", "credit_default", "--current", str(credit_batch))
 
     assert (code, out) == (1, "")
     assert "error: reference profile format 1 is not the supported 2" in err
@@ -416,7 +421,7 @@ def test_drift_of_a_batch_missing_a_feature_exits_1_naming_it(capsys, in_credit_
     path = tmp_path / "no_income.csv"
     pd.read_csv(in_credit_history.landing[2]).drop(columns=["income"]).to_csv(path, index=False)
 
-    code, _, err = run(capsys, "drift", "--current", str(path))
+    code, _, err = run(capsys, "drift", "--pipeline", "credit_default", "--current", str(path))
 
     assert code == 1
     assert f"{path} lacks feature column(s) ['income'] that the reference v0002 has" in err
@@ -445,7 +450,7 @@ def test_drift_of_a_batch_with_integer_category_codes_matches_the_stored_profile
                       ReferenceProfile(bins=10).fit(validated, config.features).to_dict())
     registry.set_production("v0001", expected=None, actor="r1", reason="first")
 
-    report = run_json(capsys, "drift", "--current", str(path))
+    report = run_json(capsys, "drift", "--pipeline", "credit_default", "--current", str(path))
 
     assert report["features"]["segment"]["unseen_levels"] == []
     assert report["verdict"] == "none"
@@ -453,14 +458,14 @@ def test_drift_of_a_batch_with_integer_category_codes_matches_the_stored_profile
 
 def test_drift_needs_the_current_batch(capsys):
     with pytest.raises(SystemExit) as exited:
-        main(["drift"])
+        main(["drift", "--pipeline", "credit_default"])
 
     assert exited.value.code == 2
     assert "--current" in capsys.readouterr().err
 
 
 def test_models_list_marks_production(capsys, in_credit_history):
-    code, out, _ = run(capsys, "models", "list")
+    code, out, _ = run(capsys, "models", "list", "--pipeline", "credit_default")
 
     assert code == 0
     header, *rows = out.splitlines()
@@ -474,7 +479,7 @@ def test_models_list_marks_production(capsys, in_credit_history):
 
 
 def test_models_list_json(capsys, in_credit_history):
-    rows = run_json(capsys, "models", "list")
+    rows = run_json(capsys, "models", "list", "--pipeline", "credit_default")
 
     assert [(r["version"], r["production"], r["decision"]) for r in rows] == [
         ("v0001", False, "promoted"), ("v0002", True, "promoted"), ("v0003", False, "held")]
@@ -482,14 +487,14 @@ def test_models_list_json(capsys, in_credit_history):
 
 
 def test_models_list_of_an_empty_registry_says_so(capsys, ml_home: Path):
-    code, out, _ = run(capsys, "models", "list")
+    code, out, _ = run(capsys, "models", "list", "--pipeline", "credit_default")
 
     assert code == 0
     assert out.strip() == f"no versions registered yet in {ml_home / 'registry/credit_default'}"
 
 
 def test_models_show_describes_one_version(capsys, in_credit_history):
-    code, out, _ = run(capsys, "models", "show", "v0003")
+    code, out, _ = run(capsys, "models", "show", "--pipeline", "credit_default", "v0003")
 
     assert code == 0
     assert out.startswith("v0003 of credit_default (held)")
@@ -498,7 +503,7 @@ def test_models_show_describes_one_version(capsys, in_credit_history):
 
 
 def test_models_show_json_is_the_metadata(capsys, in_credit_history):
-    meta = run_json(capsys, "models", "show", "v0002")
+    meta = run_json(capsys, "models", "show", "--pipeline", "credit_default", "v0002")
 
     assert meta["version"] == "v0002"
     assert meta["is_production"] is True
@@ -509,7 +514,7 @@ def test_models_show_json_is_the_metadata(capsys, in_credit_history):
 @pytest.mark.parametrize(("version", "expected"), [("v0009", "version v0009 does not exist"),
                                                     ("../../etc/passwd", "is not a version id")])
 def test_models_show_of_a_bad_version_exits_1(capsys, in_credit_history, version: str, expected: str):
-    code, out, err = run(capsys, "models", "show", version)
+    code, out, err = run(capsys, "models", "show", "--pipeline", "credit_default", version)
 
     assert code == 1
     assert out == ""
@@ -517,7 +522,7 @@ def test_models_show_of_a_bad_version_exits_1(capsys, in_credit_history, version
 
 
 def test_runs_lists_the_recent_runs(capsys, in_credit_history):
-    code, out, _ = run(capsys, "runs")
+    code, out, _ = run(capsys, "runs", "--pipeline", "credit_default")
 
     assert code == 0
     header, *rows = out.splitlines()
@@ -530,7 +535,7 @@ def test_runs_lists_the_recent_runs(capsys, in_credit_history):
 
 
 def test_runs_json_with_last(capsys, in_credit_history):
-    runs = run_json(capsys, "runs", "--last", "2")
+    runs = run_json(capsys, "runs", "--pipeline", "credit_default", "--last", "2")
 
     assert [(r["logical_date"], r["branch"]) for r in runs] == [("2026-01-02", "promote"), ("2026-01-03", "hold")]
 
@@ -543,7 +548,7 @@ def test_runs_before_any_run_says_so(capsys):
 
 
 def test_runs_last_zero_lists_no_runs(capsys, in_credit_history):
-    assert run_json(capsys, "runs", "--last", "0") == []
+    assert run_json(capsys, "runs", "--pipeline", "credit_default", "--last", "0") == []
 
 
 # -- promote, rollback, history (each on a registry of its own) -----------------------------
@@ -561,7 +566,8 @@ def three_versions(credit_config, tmp_path: Path) -> ModelRegistry:
 
 
 def test_promote_points_production_at_a_version_and_audits_who_and_why(capsys, three_versions):
-    code, out, _ = run(capsys, "models", "promote", "v0003", "--reason", "held for drift; drift is expected")
+    code, out, _ = run(capsys, "models", "promote", "--pipeline", "credit_default", "v0003",
+                       "--reason", "held for drift; drift is expected")
 
     assert code == 0
     assert out.strip() == "production: v0001 -> v0003 (held for drift; drift is expected)"
@@ -572,18 +578,68 @@ def test_promote_points_production_at_a_version_and_audits_who_and_why(capsys, t
 
 
 def test_promote_json_is_the_audit_entry(capsys, three_versions):
-    entry = run_json(capsys, "models", "promote", "v0002", "--reason", "better")
+    entry = run_json(capsys, "models", "promote", "--pipeline", "credit_default", "v0002", "--reason", "better")
 
     assert entry == three_versions.audit()[-1]
 
 
 def test_promote_without_a_reason_is_a_usage_error(capsys, three_versions):
     with pytest.raises(SystemExit) as exited:
-        main(["models", "promote", "v0002"])
+        main(["models", "promote", "--pipeline", "credit_default", "v0002"])
 
     assert exited.value.code == 2
     assert "--reason" in capsys.readouterr().err
     assert three_versions.production() == "v0001"
+
+
+@pytest.mark.parametrize("command", [["models", "promote", "v0002", "--reason", "better"],
+                                     ["models", "rollback", "--reason", "v0001 misbehaves"]],
+                         ids=["promote", "rollback"])
+def test_a_registry_change_without_pipeline_is_a_usage_error_naming_the_option_and_the_pipelines(
+    capsys, three_versions, command: list[str]
+):
+    with pytest.raises(SystemExit) as exited:
+        main(command)
+
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert "the following arguments are required: --pipeline" in err
+    assert "known pipelines: credit_default, house_prices" in err
+    assert three_versions.production() == "v0001"
+    assert len(three_versions.audit()) == 1
+
+
+def test_a_registry_change_needs_pipeline_even_when_only_one_is_configured(capsys, tmp_path: Path, monkeypatch):
+    from include.ml import config as config_module
+
+    (tmp_path / "credit_default.yaml").write_text((config_module.PIPELINES_DIR / "credit_default.yaml").read_text())
+    monkeypatch.setattr(config_module, "PIPELINES_DIR", tmp_path)
+
+    with pytest.raises(SystemExit) as exited:
+        main(["models", "rollback", "--reason", "bad"])
+
+    assert exited.value.code == 2
+    assert "known pipelines: credit_default" in capsys.readouterr().err
+
+
+def test_a_read_only_command_needs_pipeline_when_several_are_configured(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["models", "list"])
+
+    assert exited.value.code == 2
+    assert "--pipeline; known pipelines: credit_default, house_prices" in capsys.readouterr().err
+
+
+def test_a_read_only_command_defaults_to_the_only_configured_pipeline(capsys, tmp_path: Path, monkeypatch):
+    from include.ml import config as config_module
+
+    (tmp_path / "house_prices.yaml").write_text((config_module.PIPELINES_DIR / "house_prices.yaml").read_text())
+    monkeypatch.setattr(config_module, "PIPELINES_DIR", tmp_path)
+
+    code, out, _ = run(capsys, "runs")
+
+    assert code == 0
+    assert out.strip() == "no runs recorded yet for house_prices"
 
 
 @pytest.mark.parametrize(("version", "reason", "expected"), [
@@ -592,7 +648,7 @@ def test_promote_without_a_reason_is_a_usage_error(capsys, three_versions):
     ("v0002", "  ", "a reason is required"),
 ])
 def test_a_refused_promote_exits_1_and_changes_nothing(capsys, three_versions, version, reason, expected):
-    code, _, err = run(capsys, "models", "promote", version, "--reason", reason)
+    code, _, err = run(capsys, "models", "promote", "--pipeline", "credit_default", version, "--reason", reason)
 
     assert code == 1
     assert expected in err
@@ -603,7 +659,7 @@ def test_a_refused_promote_exits_1_and_changes_nothing(capsys, three_versions, v
 def test_rollback_returns_to_the_version_production_replaced(capsys, three_versions):
     three_versions.set_production("v0002", expected="v0001", actor="run-1", reason="better")
 
-    code, out, _ = run(capsys, "models", "rollback", "--reason", "v0002 misbehaves")
+    code, out, _ = run(capsys, "models", "rollback", "--pipeline", "credit_default", "--reason", "v0002 misbehaves")
 
     assert code == 0
     assert out.strip() == "rolled back: production v0002 -> v0001 (v0002 misbehaves)"
@@ -612,14 +668,14 @@ def test_rollback_returns_to_the_version_production_replaced(capsys, three_versi
 
 
 def test_rollback_to_a_named_version(capsys, three_versions):
-    entry = run_json(capsys, "models", "rollback", "--to", "v0003", "--reason", "pin")
+    entry = run_json(capsys, "models", "rollback", "--pipeline", "credit_default", "--to", "v0003", "--reason", "pin")
 
     assert (entry["from"], entry["to"], entry["action"]) == ("v0001", "v0003", "rollback")
     assert three_versions.production() == "v0003"
 
 
 def test_rollback_of_the_first_model_has_nowhere_to_go(capsys, three_versions):
-    code, _, err = run(capsys, "models", "rollback", "--reason", "bad")
+    code, _, err = run(capsys, "models", "rollback", "--pipeline", "credit_default", "--reason", "bad")
 
     assert code == 1
     assert "production is v0001 and has no earlier version to roll back to; name one explicitly" in err
@@ -627,7 +683,7 @@ def test_rollback_of_the_first_model_has_nowhere_to_go(capsys, three_versions):
 
 
 def test_rollback_before_any_production_model_exits_1(capsys):
-    code, _, err = run(capsys, "models", "rollback", "--reason", "bad")
+    code, _, err = run(capsys, "models", "rollback", "--pipeline", "credit_default", "--reason", "bad")
 
     assert code == 1
     assert "production is empty" in err
@@ -637,8 +693,8 @@ def test_two_rollbacks_walk_back_through_the_promotions(capsys, three_versions):
     three_versions.set_production("v0002", expected="v0001", actor="run-1", reason="better")
     three_versions.set_production("v0003", expected="v0002", actor="run-2", reason="better")
 
-    run(capsys, "models", "rollback", "--reason", "v0003 misbehaves")
-    run(capsys, "models", "rollback", "--reason", "v0002 misbehaves too")
+    run(capsys, "models", "rollback", "--pipeline", "credit_default", "--reason", "v0003 misbehaves")
+    run(capsys, "models", "rollback", "--pipeline", "credit_default", "--reason", "v0002 misbehaves too")
 
     assert three_versions.production() == "v0001"
 
@@ -646,7 +702,7 @@ def test_two_rollbacks_walk_back_through_the_promotions(capsys, three_versions):
 def test_history_lists_every_production_switch(capsys, three_versions):
     three_versions.set_production("v0002", expected="v0001", actor="run-1", reason="better")
 
-    code, out, _ = run(capsys, "models", "history")
+    code, out, _ = run(capsys, "models", "history", "--pipeline", "credit_default")
 
     assert code == 0
     header, *rows = out.splitlines()
@@ -658,11 +714,11 @@ def test_history_lists_every_production_switch(capsys, three_versions):
 
 
 def test_history_json_is_the_audit_log(capsys, three_versions):
-    assert run_json(capsys, "models", "history") == three_versions.audit()
+    assert run_json(capsys, "models", "history", "--pipeline", "credit_default") == three_versions.audit()
 
 
 def test_history_before_any_switch_says_so(capsys):
-    code, out, _ = run(capsys, "models", "history")
+    code, out, _ = run(capsys, "models", "history", "--pipeline", "credit_default")
 
     assert code == 0
     assert out.strip() == "production has never been switched"
@@ -722,11 +778,11 @@ def test_models_verify_flags_a_changed_artifact_and_exits_1(credit_config, run_d
 
     write_batches(credit_config, dt.date(2026, 1, 1), 1, rows=800)
     run_day(credit_config, "2026-01-01")
-    assert main(["models", "verify"]) == 0
+    assert main(["models", "verify", "--pipeline", "credit_default"]) == 0
     assert re.search(r"^\* v0001\s+ok\s", capsys.readouterr().out, re.M)
     artifact = registry_for(credit_config).versions_dir / "v0001" / "model.joblib"
     artifact.write_bytes(artifact.read_bytes() + b"x")
-    assert main(["models", "verify", "v0001"]) == 1
+    assert main(["models", "verify", "--pipeline", "credit_default", "v0001"]) == 1
     captured = capsys.readouterr()
     assert re.search(r"^\* v0001\s+CHANGED\s", captured.out, re.M)
     assert "artifact(s) changed after registration: v0001" in captured.err
