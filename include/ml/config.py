@@ -9,28 +9,29 @@ import datetime as dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from include.ml.errors import ConfigError
+from include.ml.estimators import ESTIMATORS, TASKS, estimator_names
 from include.ml.paths import PIPELINES_DIR, resolve
 
-ESTIMATORS: dict[str, set[str]] = {
-    "classification": {"logistic_regression", "random_forest", "hist_gradient_boosting"},
-    "regression": {"linear_regression", "ridge", "random_forest", "hist_gradient_boosting"},
-}
-# metric name -> (task, greater is better)
-METRICS: dict[str, tuple[str, bool]] = {
-    "roc_auc": ("classification", True),
-    "accuracy": ("classification", True),
-    "f1": ("classification", True),
-    "average_precision": ("classification", True),
-    "log_loss": ("classification", False),
-    "rmse": ("regression", False),
-    "mae": ("regression", False),
-    "r2": ("regression", True),
+# task -> metric -> greater is better; the order is the order the schema and docs list them in
+METRICS: dict[str, dict[str, bool]] = {
+    "classification": {"roc_auc": True, "accuracy": True, "f1": True, "average_precision": True, "log_loss": False},
+    "regression": {"rmse": False, "mae": False, "r2": True},
 }
 
 
@@ -49,14 +50,18 @@ class _Strict(BaseModel):
 class FeatureSpec(_Strict):
     """One input column: its kind, and the rules a batch must keep."""
 
-    name: str
-    type: Literal["numeric", "categorical"]
-    min: float | None = None
-    max: float | None = None
+    name: str = Field(description="the column's name in the batch files")
+    type: Literal["numeric", "categorical"] = Field(
+        description="numeric columns are imputed with the median and scaled; categorical ones one-hot encoded"
+    )
+    min: float | None = Field(default=None, description="numeric only: the smallest valid value")
+    max: float | None = Field(default=None, description="numeric only: the largest valid value")
     allowed: list[str] | None = Field(
         default=None, description="categorical only: levels outside this list fail validation"
     )
-    max_missing: float | None = Field(default=None, ge=0, le=1)
+    max_missing: float | None = Field(
+        default=None, ge=0, le=1, description="the share of missing values allowed (default: validation.max_missing)"
+    )
 
     @model_validator(mode="after")
     def _rules_fit_type(self) -> FeatureSpec:
@@ -72,8 +77,13 @@ class FeatureSpec(_Strict):
 class SourceConfig(_Strict):
     """Where the batch for a logical date is: ``{ds}`` (YYYY-MM-DD) and ``{ds_nodash}`` are filled in."""
 
-    path: str
-    format: Literal["csv", "parquet"] | None = None
+    path: str = Field(
+        description="the batch file of a logical date, relative to the data root ($ML_HOME) unless absolute; "
+                    "must contain {ds} or {ds_nodash}"
+    )
+    format: Literal["csv", "parquet"] | None = Field(
+        default=None, description="the file format (default: parquet for .parquet/.pq paths, else csv)"
+    )
 
     @field_validator("path")
     @classmethod
@@ -98,9 +108,13 @@ class SourceConfig(_Strict):
 
 
 class ValidationRules(_Strict):
-    min_rows: int = Field(default=100, ge=1)
+    """What a batch must meet before a model is trained on it."""
+
+    min_rows: int = Field(default=100, ge=1, description="a batch with fewer rows fails validation")
     max_missing: float = Field(default=0.5, ge=0, le=1, description="default per-feature missing share")
-    min_class_share: float = Field(default=0.01, ge=0, lt=0.5)
+    min_class_share: float = Field(
+        default=0.01, ge=0, lt=0.5, description="classification: every class of the target needs this share of rows"
+    )
     max_out_of_range_share: float = Field(
         default=0.01, ge=0, le=1,
         description="values outside a declared min/max or allowed list: a warning up to this share, an error above",
@@ -110,11 +124,64 @@ class ValidationRules(_Strict):
     )
 
 
+def _estimator_description(task: str) -> str:
+    choices = ", ".join(f"{spec.name} ({spec.import_path})" for spec in ESTIMATORS[task].values())
+    return f"the scikit-learn estimator: {choices}"
+
+
+def _metric_description(task: str) -> str:
+    def listed(better: bool) -> str:
+        return ", ".join(name for name, greater in METRICS[task].items() if greater is better)
+
+    higher, lower = listed(True), listed(False)
+    return ("the primary metric the gates and performance alerts judge: "
+            + "; ".join(part for part in (higher and f"{higher} (higher is better)",
+                                          lower and f"{lower} (lower is better)") if part))
+
+
 class ModelConfig(_Strict):
-    estimator: str
-    params: dict[str, Any] = Field(default_factory=dict)
-    test_size: float = Field(default=0.25, gt=0, lt=1)
-    seed: int = 42
+    """The estimator and how it is fitted. Each task has its own subclass, whose ``estimator`` lists
+    that task's choices from :data:`include.ml.estimators.ESTIMATORS`."""
+
+    task: ClassVar[str]
+
+    estimator: str = Field(description="the scikit-learn estimator, one of the task's (see the estimators table)")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="keyword arguments for the estimator, over this project's defaults (checked by scikit-learn)",
+    )
+    test_size: float = Field(default=0.25, gt=0, lt=1, description="the share of rows held out for evaluation")
+    seed: int = Field(default=42, description="seeds the train/holdout split and the estimator's random_state")
+
+    @field_validator("estimator", mode="before")
+    @classmethod
+    def _offered_for_task(cls, value: Any) -> Any:
+        if value not in ESTIMATORS[cls.task]:
+            choices = sorted(ESTIMATORS[cls.task])
+            raise PydanticCustomError(
+                "estimator_for_task",
+                f"model.estimator {value!r} is not available for task {cls.task!r}; choose one of {choices}",
+                {"estimator": value, "task": cls.task, "choices": choices},
+            )
+        return value
+
+
+class ClassificationModel(ModelConfig):
+    """The estimator of a classification pipeline and how it is fitted."""
+
+    task: ClassVar[str] = "classification"
+    estimator: Literal[estimator_names("classification")] = Field(  # type: ignore[valid-type]
+        description=_estimator_description("classification")
+    )
+
+
+class RegressionModel(ModelConfig):
+    """The estimator of a regression pipeline and how it is fitted."""
+
+    task: ClassVar[str] = "regression"
+    estimator: Literal[estimator_names("regression")] = Field(  # type: ignore[valid-type]
+        description=_estimator_description("regression")
+    )
 
 
 class Gates(_Strict):
@@ -129,16 +196,20 @@ class Gates(_Strict):
     max_regression: float = Field(
         default=0.0, ge=0, description="allowed loss of primary metric against production"
     )
-    bootstrap_resamples: int = Field(default=1000, ge=50, le=100_000)
-    confidence: float = Field(default=0.95, gt=0.5, lt=1)
-    bootstrap_seed: int = 0
+    bootstrap_resamples: int = Field(
+        default=1000, ge=50, le=100_000, description="paired-bootstrap resamples of the holdout rows"
+    )
+    confidence: float = Field(
+        default=0.95, gt=0.5, lt=1, description="the confidence of the candidate-minus-production interval"
+    )
+    bootstrap_seed: int = Field(default=0, description="seeds the bootstrap, so a rerun decides the same way")
 
 
 class Levels(_Strict):
     """The two levels of a drift statistic: above ``drifted`` a feature drifted, above ``severe`` badly."""
 
-    drifted: float = Field(gt=0)
-    severe: float = Field(gt=0)
+    drifted: float = Field(gt=0, description="above this, the feature drifted")
+    severe: float = Field(gt=0, description="above this, the feature drifted severely (the dataset drifts)")
 
     @model_validator(mode="after")
     def _ordered(self) -> Levels:
@@ -168,10 +239,18 @@ class DriftConfig(_Strict):
     sampling noise alone gives at these batch and reference sizes.
     """
 
-    numeric_statistic: Literal["wasserstein", "psi", "jensen_shannon", "ks"] = "wasserstein"
-    categorical_statistic: Literal["jensen_shannon", "psi"] = "jensen_shannon"
-    thresholds: dict[str, Levels] = Field(default_factory=_default_levels)
-    bins: int = Field(default=10, ge=2, le=100)
+    numeric_statistic: Literal["wasserstein", "psi", "jensen_shannon", "ks"] = Field(
+        default="wasserstein", description="the statistic that decides whether a numeric feature drifted"
+    )
+    categorical_statistic: Literal["jensen_shannon", "psi"] = Field(
+        default="jensen_shannon", description="the statistic that decides whether a categorical feature drifted"
+    )
+    thresholds: dict[str, Levels] = Field(
+        default_factory=_default_levels,
+        description="levels per statistic (" + ", ".join(DRIFT_STATISTICS) + "); those given replace the defaults",
+        json_schema_extra={"default": {name: levels.model_dump() for name, levels in _default_levels().items()}},
+    )
+    bins: int = Field(default=10, ge=2, le=100, description="histogram bins of a numeric feature (psi, jensen_shannon)")
     min_batch_rows: int = Field(default=200, ge=1, description="below this, the verdict is insufficient_data")
     drift_share: float = Field(default=0.5, gt=0, le=1, description="dataset drifts when this share of features drift")
     critical_features: list[str] = Field(default_factory=list, description="any of these drifting means drift")
@@ -194,8 +273,12 @@ class ScoringConfig(_Strict):
     """Batch scoring: where partitions arrive and predictions go ({pipeline} and {ds} filled in,
     relative to the data root), chunk size, and the share of bad rows that fails a partition."""
 
-    input_dir: str = "scoring/{pipeline}/{ds}"
-    output_dir: str = "predictions/{pipeline}/{ds}"
+    input_dir: str = Field(
+        default="scoring/{pipeline}/{ds}", description="where a day's partitions to score arrive"
+    )
+    output_dir: str = Field(
+        default="predictions/{pipeline}/{ds}", description="where a day's predictions (and rejects) are written"
+    )
     chunk_rows: int = Field(default=100_000, ge=100, description="rows read, validated and predicted at a time")
     max_reject_share: float = Field(default=0.01, ge=0, le=1, description="above this share of bad rows, fail")
 
@@ -208,72 +291,102 @@ class PerformanceConfig(_Strict):
     validation score by more than ``max_drop`` (in metric units); under ``min_rows`` labelled rows
     it is recorded but never alerts (too noisy to tell)."""
 
-    labels_dir: str = "labels/{pipeline}"
-    lookback_days: int = Field(default=30, ge=1, le=3660)
-    floor: float | None = None
-    max_drop: float = Field(default=0.05, ge=0)
-    min_rows: int = Field(default=100, ge=1)
+    labels_dir: str = Field(
+        default="labels/{pipeline}", description="where delivered label files land, relative to the data root"
+    )
+    lookback_days: int = Field(
+        default=30, ge=1, le=3660, description="how many days of stored predictions delivered labels are matched to"
+    )
+    floor: float | None = Field(
+        default=None, description="alert when the realised metric is worse than this (default: gates.min_score)"
+    )
+    max_drop: float = Field(
+        default=0.05, ge=0, description="alert when worse than the version's validation score by more than this"
+    )
+    min_rows: int = Field(default=100, ge=1, description="a group with fewer labelled rows never alerts")
 
 
 class AlertConfig(_Strict):
-    email: list[str] = Field(min_length=1)
-    from_email: str = "ml-pipeline@localhost"
+    """Who is emailed when a run fails, drifts or is refused."""
+
+    email: list[str] = Field(min_length=1, description="the recipients")
+    from_email: str = Field(default="ml-pipeline@localhost", description="the sender address")
 
 
 class SimulationConfig(_Strict):
-    generator: Literal["credit_default", "house_prices"]
-    rows_per_day: int = Field(default=2000, ge=10)
-    seed: int = 7
-    drift_from: dt.date | None = None
+    """The embedded data generator that `python -m include.ml simulate` lands batches from (demo and tests)."""
+
+    generator: Literal["credit_default", "house_prices"] = Field(description="which built-in generator")
+    rows_per_day: int = Field(default=2000, ge=10, description="rows of a training batch")
+    seed: int = Field(default=7, description="seeds the generator; a day's batch is the same on every run")
+    drift_from: dt.date | None = Field(default=None, description="from this date on, the generated data drifts")
     scoring_partitions: int = Field(default=2, ge=1, description="scoring files delivered per day")
     scoring_rows: int = Field(default=1000, ge=10, description="rows per scoring file")
     label_delay_days: int = Field(default=2, ge=0, description="days between scoring and the labels' delivery")
 
 
 class AirflowSettings(_Strict):
-    schedule: str | None = "@daily"
-    start_date: dt.date = dt.date(2026, 1, 1)
-    owner: str = "ml-platform"
-    retries: int = Field(default=2, ge=0)
-    retry_delay_seconds: float = Field(default=60, gt=0)
-    max_retry_delay_seconds: float = Field(default=1800, gt=0)
+    """How the pipeline's DAGs are scheduled and retried."""
+
+    schedule: str | None = Field(default="@daily", description="the training DAG's schedule (null: manual only)")
+    start_date: dt.date = Field(default=dt.date(2026, 1, 1), description="the first logical date")
+    owner: str = Field(default="ml-platform", description="the DAGs' owner shown in Airflow")
+    retries: int = Field(default=2, ge=0, description="retries of a failed task")
+    retry_delay_seconds: float = Field(default=60, gt=0, description="the wait before the first retry (then doubled)")
+    max_retry_delay_seconds: float = Field(default=1800, gt=0, description="the longest wait between retries")
     task_timeout_minutes: float = Field(default=60, gt=0, description="a task running longer fails (and retries)")
-    tags: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(
+        default_factory=list, description="extra DAG tags (ml, the DAG's kind and the task are always there)"
+    )
+
+
+_TASK_DESCRIPTION = "what kind of model: decides the estimators and metrics to choose from"
 
 
 class PipelineConfig(_Strict):
-    """Everything one pipeline needs: data, features, model, gates, drift, alerts, registry."""
+    """Everything one pipeline needs: data, features, model, gates, drift, alerts, registry.
 
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-    description: str = ""
-    task: Literal["classification", "regression"]
-    target: str
-    id_columns: list[str] = Field(default_factory=list)
-    source: SourceConfig
-    features: list[FeatureSpec] | Literal["infer"] = "infer"
-    validation: ValidationRules = ValidationRules()
-    model: ModelConfig
-    metric: str
-    gates: Gates
-    drift: DriftConfig = DriftConfig()
-    alerts: AlertConfig
-    registry: str
-    scoring: ScoringConfig = ScoringConfig()
-    performance: PerformanceConfig = PerformanceConfig()
-    simulation: SimulationConfig | None = None
-    airflow: AirflowSettings = AirflowSettings()
+    The common base of :class:`ClassificationPipeline` and :class:`RegressionPipeline`, which type the
+    task-specific choices. ``PipelineConfig.model_validate`` (and :func:`load_config`) pick the class
+    by ``task``; annotate with ``PipelineConfig``.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")] = Field(
+        description="the pipeline's name: the YAML file's name, and part of its DAG ids"
+    )
+    description: str = Field(default="", description="one line on what the model predicts")
+    task: Literal["classification", "regression"] = Field(description=_TASK_DESCRIPTION)
+    target: str = Field(description="the column the model predicts")
+    id_columns: list[str] = Field(
+        default_factory=list, description="columns that identify a row: kept with predictions, never features"
+    )
+    source: SourceConfig = Field(description="where each day's training batch lands")
+    features: list[FeatureSpec] | Literal["infer"] = Field(
+        default="infer", description="the input columns and their rules, or infer: from the first batch"
+    )
+    validation: ValidationRules = Field(default=ValidationRules(), description="what a training batch must meet")
+    model: ModelConfig = Field(description="the estimator and how it is fitted")
+    metric: str = Field(description="the primary metric the gates and performance alerts judge")
+    gates: Gates = Field(description="when a candidate replaces the production model")
+    drift: DriftConfig = Field(default=DriftConfig(), description="how a batch is judged against the training data")
+    alerts: AlertConfig = Field(description="who is told when something needs a person")
+    registry: str = Field(description="the model registry folder, relative to the data root unless absolute")
+    scoring: ScoringConfig = Field(default=ScoringConfig(), description="batch scoring with the production model")
+    performance: PerformanceConfig = Field(
+        default=PerformanceConfig(), description="realised performance once labels arrive"
+    )
+    simulation: SimulationConfig | None = Field(default=None, description="simulated data for demos and tests")
+    airflow: AirflowSettings = Field(default=AirflowSettings(), description="the DAGs' schedule and retries")
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> PipelineConfig:
+        """Validate ``obj`` as the class its ``task`` names (from ``PipelineConfig``), or as ``cls``."""
+        if cls is PipelineConfig:
+            return PIPELINE_CONFIG.validate_python(obj, **kwargs)
+        return super().model_validate(obj, **kwargs)
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
-        if self.model.estimator not in ESTIMATORS[self.task]:
-            raise ValueError(
-                f"model.estimator {self.model.estimator!r} is not available for task {self.task!r}; "
-                f"choose one of {sorted(ESTIMATORS[self.task])}"
-            )
-        metric = METRICS.get(self.metric)
-        if metric is None or metric[0] != self.task:
-            choices = sorted(m for m, (task, _) in METRICS.items() if task == self.task)
-            raise ValueError(f"metric {self.metric!r} does not fit task {self.task!r}; choose one of {choices}")
         if isinstance(self.features, list):
             names = [f.name for f in self.features]
             dupes = sorted({n for n in names if names.count(n) > 1})
@@ -287,9 +400,21 @@ class PipelineConfig(_Strict):
                 raise ValueError(f"drift.critical_features {unknown} are not declared features")
         return self
 
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _metric_fits_task(cls, value: Any, info: ValidationInfo) -> Any:
+        task = info.data.get("task")
+        if task in METRICS and value not in METRICS[task]:
+            choices = sorted(METRICS[task])
+            raise PydanticCustomError(
+                "metric_for_task", f"metric {value!r} does not fit task {task!r}; choose one of {choices}",
+                {"metric": value, "task": task, "choices": choices},
+            )
+        return value
+
     @property
     def greater_is_better(self) -> bool:
-        return METRICS[self.metric][1]
+        return METRICS[self.task][self.metric]
 
     @property
     def registry_path(self) -> Path:
@@ -330,17 +455,54 @@ class PipelineConfig(_Strict):
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class ClassificationPipeline(PipelineConfig):
+    """A pipeline whose model predicts a class: its estimators and metrics."""
+
+    task: Literal["classification"] = Field(description=_TASK_DESCRIPTION)
+    model: ClassificationModel = Field(description="the estimator and how it is fitted")
+    metric: Literal[tuple(METRICS["classification"])] = Field(  # type: ignore[valid-type]
+        description=_metric_description("classification")
+    )
+
+
+class RegressionPipeline(PipelineConfig):
+    """A pipeline whose model predicts a number: its estimators and metrics."""
+
+    task: Literal["regression"] = Field(description=_TASK_DESCRIPTION)
+    model: RegressionModel = Field(description="the estimator and how it is fitted")
+    metric: Literal[tuple(METRICS["regression"])] = Field(  # type: ignore[valid-type]
+        description=_metric_description("regression")
+    )
+
+
+# What load_config and PipelineConfig.model_validate validate with; its JSON Schema is the config's.
+PIPELINE_CONFIG: TypeAdapter[PipelineConfig] = TypeAdapter(
+    Annotated[ClassificationPipeline | RegressionPipeline, Field(discriminator="task")]
+)
+
+
 def _problems(error: ValidationError) -> list[dict]:
     """pydantic's errors without the union bookkeeping: a list given for ``features`` is judged as
-    a list, not also as the literal 'infer'; union tags such as ``list[...]`` leave the location."""
+    a list, not also as the literal 'infer'; union tags such as ``list[...]`` and the task that picked
+    the pipeline's class leave the location; a missing or unknown task is an error of ``task``."""
     items = []
     for item in error.errors():
+        if item["type"] == "union_tag_not_found":
+            item = {**item, "type": "missing", "loc": ("task",), "msg": "Field required"}
+        elif item["type"] == "union_tag_invalid":
+            expected = " or ".join(repr(task) for task in TASKS)
+            item = {**item, "loc": ("task",), "msg": f"Input should be {expected}", "input": item["ctx"]["tag"]}
         loc = [str(p) for p in item["loc"]]
+        if loc and loc[0] in TASKS:
+            loc = loc[1:]
         if any(p.startswith("literal[") for p in loc) and isinstance(item.get("input"), list | dict):
             continue
         item = {**item, "loc": [p for p in loc if "[" not in p]}
         items.append(item)
     return items or error.errors()
+
+
+_NAMES_ITS_KEY = {"estimator_for_task", "metric_for_task"}  # messages that say the key and the value already
 
 
 def _format_error(path: Path, error: ValidationError) -> str:
@@ -350,6 +512,8 @@ def _format_error(path: Path, error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
             lines.append(f"  - {where}: unknown key; remove it or check its spelling")
+        elif item["type"] in _NAMES_ITS_KEY:
+            lines.append(f"  - {item['msg']}")
         else:
             got = item.get("input")
             shown = "" if isinstance(got, dict | list) else f" (got {got!r})"
@@ -374,7 +538,7 @@ def load_config(path: str | Path) -> PipelineConfig:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a pipeline config must be a mapping of keys, got {type(raw).__name__}")
     try:
-        config = PipelineConfig.model_validate(raw)
+        config = PIPELINE_CONFIG.validate_python(raw)
     except ValidationError as exc:
         raise ConfigError(_format_error(path, exc)) from None
     if config.name != path.stem:

@@ -6,43 +6,24 @@ from dataclasses import dataclass
 
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from include.ml.config import FeatureSpec, PipelineConfig
 from include.ml.errors import ConfigError
-
-_ESTIMATORS = {
-    ("classification", "logistic_regression"): lambda p: LogisticRegression(**{"max_iter": 1000, **p}),
-    ("classification", "random_forest"): RandomForestClassifier,
-    ("classification", "hist_gradient_boosting"): HistGradientBoostingClassifier,
-    ("regression", "linear_regression"): LinearRegression,
-    ("regression", "ridge"): Ridge,
-    ("regression", "random_forest"): RandomForestRegressor,
-    ("regression", "hist_gradient_boosting"): HistGradientBoostingRegressor,
-}
-_SEEDED = {"random_forest", "hist_gradient_boosting", "logistic_regression"}
+from include.ml.estimators import estimator_spec
 
 
 def build_estimator(config: PipelineConfig):
-    """The configured estimator with its params (and the config's seed where it takes one)."""
-    params = dict(config.model.params)
-    if config.model.estimator in _SEEDED:
-        params.setdefault("random_state", config.model.seed)
-    factory = _ESTIMATORS[(config.task, config.model.estimator)]
+    """The configured estimator from the registry (:mod:`include.ml.estimators`): its defaults, the
+    config's seed where it takes one, and ``model.params`` over both."""
     from sklearn.utils._param_validation import InvalidParameterError
 
+    spec = estimator_spec(config.task, config.model.estimator)
     try:
-        estimator = factory(params) if factory.__name__ == "<lambda>" else factory(**params)
+        estimator = spec.build(config.model.params, seed=config.model.seed)
         estimator._validate_params()  # sklearn checks values at fit; check them now, with the config's name
     except (TypeError, InvalidParameterError) as exc:
         raise ConfigError(
