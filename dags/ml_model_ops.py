@@ -7,11 +7,13 @@ Trigger with the form: choose the **pipeline**, the **action** and, for `promote
 - `promote`: point production at a registered version (e.g. a candidate held for drift).
 - `rollback`: point production back at the version it replaced, or at the version given.
 
-The request is checked against the registry first (`check_request`): a version that does not
-exist, or anything that is not a version id, is refused with a clear message and nothing
-changes. The switch is a compare-and-swap: if production moved meanwhile, nothing changes.
-A change emits the pipeline's production-model Asset event and an email. The same operations
-on the command line: `python -m include.ml models promote|rollback|history`.
+The request is checked against the registry first (`check_request`, `model_ops.plan_change`): a
+version that does not exist, anything that is not a version id, an empty reason or a version
+already in production is refused with a clear message and nothing changes. The switch
+(`switch_production`, `model_ops.apply_change`) is a compare-and-swap: if production moved
+meanwhile, nothing changes. A change emits the pipeline's production-model Asset event and an
+email. The same operations on the command line, through the same two functions:
+`python -m include.ml models promote|rollback|history --pipeline NAME`.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ for _error in _errors:
     logging.getLogger(__name__).error("pipeline config skipped: %s", _error)
 
 
-def _registry(pipeline: str):
-    from include.ml.steps import registry_for
+def _config(pipeline: str):
+    from airflow.sdk.exceptions import AirflowFailException
 
-    return registry_for(CONFIGS[pipeline])
+    if pipeline not in CONFIGS:
+        raise AirflowFailException(f"unknown pipeline {pipeline!r}; known: {sorted(CONFIGS)}")
+    return CONFIGS[pipeline]
 
 
 @dag(
@@ -71,59 +75,46 @@ def _registry(pipeline: str):
 def ml_model_ops() -> None:
     @task
     def check_request() -> dict:
-        """Refuse an unknown pipeline, a malformed or unknown version, or an empty reason, before any change."""
+        """Plan the change (``model_ops.plan_change``): refuse an unknown pipeline, a malformed or unknown
+        version, an empty reason or a version already in production, before any change."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.ml.errors import RegistryError
+        from include.ml import model_ops
+        from include.ml.errors import PipelineError
 
-        params = get_current_context()["params"]
-        pipeline, action = params["pipeline"], params["action"]
-        version, reason = (params.get("version") or "").strip(), (params.get("reason") or "").strip()
-        if pipeline not in CONFIGS:
-            raise AirflowFailException(f"unknown pipeline {pipeline!r}; known: {sorted(CONFIGS)}")
-        if len(reason) < 3:
-            raise AirflowFailException("a reason is required (at least 3 characters): it goes into the audit log")
-        registry = _registry(pipeline)
+        context = get_current_context()
+        params, dag_run = context["params"], context["dag_run"]
+        actor = f"{getattr(dag_run, 'triggering_user_name', None) or 'unknown user'} via {context['run_id']}"
         try:
-            if action == "promote":
-                if not version:
-                    raise RegistryError("promote needs a version, e.g. v0003 (python -m include.ml models list)")
-                registry.check_version_id(version)
-                target = version
-            elif action == "rollback":
-                target = registry.check_version_id(version).name if version else registry.rollback_target()
-            else:
-                raise RegistryError(f"unknown action {action!r}; expected promote or rollback")
-        except RegistryError as error:
+            # the form's empty version means "not given" (for a rollback: the version production replaced)
+            plan = model_ops.plan_change(_config(params["pipeline"]), params["action"], params.get("version") or None,
+                                         params.get("reason") or "", actor)
+        except PipelineError as error:
             raise AirflowFailException(f"request refused, production unchanged: {error}") from error
-        current = registry.production()
-        if target == current:
-            raise AirflowFailException(f"{target} is already production for {pipeline}; nothing to do")
-        return {"pipeline": pipeline, "action": action, "from": current, "to": target, "reason": reason}
+        return plan.to_dict()
 
     @task(outlets=[PRODUCTION_CHANGE],
           on_success_callback=ProductionChangeEmail("model-ops", RECIPIENTS, SENDER))
     def switch_production(plan: dict) -> dict:
-        """Compare-and-swap the production pointer; record the Asset event of the pipeline's model."""
+        """Apply the plan (``model_ops.apply_change``, a compare-and-swap); record the Asset event of the
+        pipeline's model."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from include.ml.errors import RegistryError
-
-        context = get_current_context()
-        dag_run = context["dag_run"]
-        actor = f"{getattr(dag_run, 'triggering_user_name', None) or 'unknown user'} via {context['run_id']}"
-        registry = _registry(plan["pipeline"])
-        try:
-            entry = registry.set_production(plan["to"], expected=plan["from"], actor=actor,
-                                            reason=plan["reason"], action=plan["action"])
-        except RegistryError as error:
-            raise AirflowFailException(str(error)) from error
         from include.airflow_metrics import emit_manual_promotion, emit_rollback
+        from include.ml import model_ops
+        from include.ml.errors import PipelineError
+        from include.ml.steps import registry_for
 
-        (emit_rollback if plan["action"] == "rollback" else emit_manual_promotion)(plan["pipeline"])
-        extra = event_extra(registry, plan["to"], plan["action"], actor)
-        context["outlet_events"][PRODUCTION_CHANGE].add(production_asset(plan["pipeline"]), extra=extra)
-        return {"pipeline": plan["pipeline"], "entry": entry, "extra": extra}
+        change = model_ops.ProductionChange.model_validate(plan)
+        config = _config(change.pipeline)
+        try:
+            entry = model_ops.apply_change(config, change)
+        except PipelineError as error:
+            raise AirflowFailException(str(error)) from error
+        (emit_rollback if change.action == "rollback" else emit_manual_promotion)(change.pipeline)
+        extra = event_extra(registry_for(config), change.to_version, change.action, change.actor)
+        get_current_context()["outlet_events"][PRODUCTION_CHANGE].add(production_asset(change.pipeline), extra=extra)
+        return {"pipeline": change.pipeline, "entry": entry, "extra": extra}
 
     switch_production(check_request())
 
