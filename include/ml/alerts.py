@@ -7,9 +7,11 @@ SmtpNotifier); this module only writes the words.
 
 from __future__ import annotations
 
-import html
 import os
 from dataclasses import dataclass
+
+from include.ml import presentation
+from include.ml.presentation import number
 
 # event -> (subject tag, runbook anchor, what to do)
 EVENTS: dict[str, tuple[str, str, str]] = {
@@ -97,35 +99,14 @@ class Email:
     html: str
 
 
-def _table(rows: list[tuple[str, object]]) -> str:
-    cells = "".join(
-        f"<tr><th align='left' style='padding:2px 12px 2px 0'>{html.escape(str(k))}</th>"
-        f"<td>{html.escape('' if v is None else str(v))}</td></tr>"
-        for k, v in rows
-    )
-    return f"<table>{cells}</table>"
-
-
-def _fmt(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else ("n/a" if value is None else str(value))
-
-
-def _drift_section(drift: dict) -> str:
-    """The drift report's HTML table (features by severity), when the run compared with a reference."""
-    from include.ml.monitoring import drift_table_html
-
-    table = drift_table_html(drift)
-    return "<h3>Drift by feature</h3>" + table if table else ""
-
-
-def _wrap(event: str, headline: str, facts: list[tuple[str, object]], extra: str = "") -> str:
+def _email(event: str, subject: str, facts: list[tuple[str, object]], **sections: object) -> Email:
+    """The email of ``event``: the subject as headline, the facts, what to do, the optional
+    ``sections`` of ``templates/email.html.j2`` and the runbook link."""
     _, anchor, todo = EVENTS[event]
-    link = runbook_link(anchor)
-    return (
-        f"<html><body><h2>{html.escape(headline)}</h2>{_table(facts)}"
-        f"<h3>What to do</h3><p>{todo}</p>{extra}"
-        f"<p>Runbook: <a href='{html.escape(link)}'>{html.escape(link)}</a></p></body></html>"
-    )
+    body = presentation.render("email.html.j2", headline=subject, facts=facts,
+                               todo=presentation.Markup(todo),  # advice written in EVENTS above, not data
+                               runbook=runbook_link(anchor), **sections)
+    return Email(subject, str(body))
 
 
 def outcome_email(outcome: dict, drift: dict | None = None, run_url: str | None = None) -> Email:
@@ -146,15 +127,15 @@ def outcome_email(outcome: dict, drift: dict | None = None, run_url: str | None 
     facts = [
         ("pipeline", pipeline), ("run", outcome["run_id"]), ("logical date", ds),
         ("candidate version", version), ("decision", outcome["branch"]),
-        (f"candidate {outcome['metric']}", _fmt(outcome["score"])),
-        (f"production {outcome['metric']}", _fmt(outcome["champion_score"])),
+        (f"candidate {outcome['metric']}", outcome["score"]),
+        (f"production {outcome['metric']}", outcome["champion_score"]),
         ("production before", outcome["production_before"]), ("production now", outcome["production_after"]),
         ("drift verdict", outcome["drift_verdict"]), ("why", "; ".join(outcome["reasons"])),
     ]
     if run_url:
         facts.append(("Airflow run", run_url))
-    extra = _comparison_section(outcome) + _drift_section(drift or {}) + _links_section(outcome)
-    return Email(subject, _wrap(event, subject, facts, extra))
+    return _email(event, subject, facts, comparison=_comparison(outcome), drift_report=_drift_report(drift),
+                  links=_links(outcome))
 
 
 def production_change_email(pipeline: str, entry: dict, run_id: str, extra: dict | None = None) -> Email:
@@ -165,8 +146,8 @@ def production_change_email(pipeline: str, entry: dict, run_id: str, extra: dict
     facts = [("pipeline", pipeline), ("action", entry["action"]), ("from", entry["from"]), ("to", entry["to"]),
              ("who", entry["actor"]), ("reason", entry["reason"]), ("when", entry["time"]), ("run", run_id)]
     if extra and extra.get("metrics"):
-        facts.append((f"{extra['metric']} of {entry['to']}", _fmt(extra["metrics"].get(extra["metric"]))))
-    return Email(subject, _wrap("production_changed", subject, facts))
+        facts.append((f"{extra['metric']} of {entry['to']}", extra["metrics"].get(extra["metric"])))
+    return _email("production_changed", subject, facts)
 
 
 def task_failure_email(pipeline: str, dag_id: str, task_id: str, run_id: str, ds: str | None,
@@ -177,8 +158,7 @@ def task_failure_email(pipeline: str, dag_id: str, task_id: str, run_id: str, ds
     subject = f"[ml:{pipeline}] {EVENTS[event][0]} {task_id} in {dag_id} ({ds or run_id})"
     facts = [("pipeline", pipeline), ("DAG", dag_id), ("task", task_id), ("run", run_id),
              ("logical date", ds), ("try", try_number), ("log", log_url)]
-    extra = f"<h3>Error</h3><pre>{html.escape(error)}</pre>"
-    return Email(subject, _wrap(event, subject, facts, extra))
+    return _email(event, subject, facts, error=error)
 
 
 def run_failure_email(pipeline: str, dag_id: str, run_id: str, ds: str | None,
@@ -187,7 +167,7 @@ def run_failure_email(pipeline: str, dag_id: str, run_id: str, ds: str | None,
     subject = f"[ml:{pipeline}] {EVENTS['run_failed'][0]} {dag_id} ({ds or run_id})"
     facts = [("pipeline", pipeline), ("DAG", dag_id), ("run", run_id), ("logical date", ds),
              ("failed tasks", ", ".join(failed_tasks) or "unknown"), ("reason", reason)]
-    return Email(subject, _wrap("run_failed", subject, facts))
+    return _email("run_failed", subject, facts)
 
 
 def performance_email(result: dict) -> Email:
@@ -196,19 +176,11 @@ def performance_email(result: dict) -> Email:
     pipeline = result["pipeline"]
     versions = ", ".join(sorted({b["model_version"] for b in breaches}))
     worst = breaches[0]
-    subject = (f"[ml:{pipeline}] {EVENTS['performance_drop'][0]}: {worst['metric']} {_fmt(worst['value'])} "
+    subject = (f"[ml:{pipeline}] {EVENTS['performance_drop'][0]}: {worst['metric']} {number(worst['value'])} "
                f"for {versions} (labels of {result['labels_date']})")
     facts = [("pipeline", pipeline), ("labels delivered", result["labels_date"]),
              ("labelled rows", result["labelled_rows"]), ("matched to predictions", result["matched_rows"])]
-    header = "".join(f"<th align='left' style='padding:2px 8px'>{h}</th>" for h in (
-        "version", "scored on", "rows", worst["metric"], "validation", "floor", "status", "why"))
-    rows = "".join(
-        "<tr>" + "".join(f"<td style='padding:2px 8px'>{html.escape(_fmt(v))}</td>" for v in (
-            b["model_version"], b["scoring_date"], b["rows"], b["value"], b["validation_score"], b["floor"],
-            b["status"], "; ".join(b["reasons"]))) + "</tr>"
-        for b in breaches)
-    return Email(subject, _wrap("performance_drop", subject, facts,
-                                f"<h3>Below expectations</h3><table>{'<tr>' + header + '</tr>'}{rows}</table>"))
+    return _email("performance_drop", subject, facts, breaches=breaches, metric=worst["metric"])
 
 
 def prediction_drift_email(summary: dict) -> Email:
@@ -216,36 +188,42 @@ def prediction_drift_email(summary: dict) -> Email:
     drift = summary["prediction_drift"]
     pipeline, ds = summary["pipeline"], summary["logical_date"]
     subject = (f"[ml:{pipeline}] {EVENTS['prediction_drift'][0]}: {drift['reference_version']} on "
-               f"{ds} ({drift['statistic']} {_fmt(drift['value'])})")
+               f"{ds} ({drift['statistic']} {number(drift['value'])})")
     facts = [("pipeline", pipeline), ("scoring date", ds), ("run", summary.get("run_id")),
              ("model version", drift["reference_version"]), ("rows scored", summary["scored"]),
-             ("mean prediction", _fmt(drift.get("mean"))), ("mean at training", _fmt(drift.get("reference_mean"))),
-             (drift["statistic"], _fmt(drift["value"])), ("level", drift["level"]),
+             ("mean prediction", drift.get("mean")), ("mean at training", drift.get("reference_mean")),
+             (drift["statistic"], drift["value"]), ("level", drift["level"]),
              ("why", "; ".join(drift.get("reasons") or []))]
-    return Email(subject, _wrap("prediction_drift", subject, facts))
+    return _email("prediction_drift", subject, facts)
 
 
-def _comparison_section(outcome: dict) -> str:
-    """The champion/challenger table of the dashboard, with the run's bootstrap interval when its
-    workspace still holds ``evaluation.json``."""
-    import json
-
+def _comparison(outcome: dict) -> dict:
+    """The dashboard's champion/challenger comparison of the run, with its bootstrap interval when
+    the run's workspace still holds its evaluation record."""
     from include.ml import monitoring, paths
+    from include.ml.records import EvaluationRecord
 
     try:
-        evaluation = json.loads((paths.workspace_dir(outcome["pipeline"], outcome["run_id"])
-                                 / "evaluation.json").read_text())
-    except (OSError, ValueError):
+        evaluation = paths.run_workspace(outcome["pipeline"], outcome["run_id"]).read_or_none(EvaluationRecord)
+    except ValueError:  # a damaged record: the email goes out without the interval
         evaluation = None
-    return "<h3>Champion / challenger</h3>" + monitoring.comparison_html(monitoring.comparison(outcome, evaluation))
+    return monitoring.comparison(outcome, None if evaluation is None else evaluation.to_dict())
 
 
-def _links_section(outcome: dict) -> str:
-    """Links to the pipeline's dashboard page and to the run's page in Airflow."""
+def _drift_report(drift: dict | None):
+    """The run's DriftReport for the drift table, or None when the run compared with no reference."""
+    if not drift or not drift.get("features"):
+        return None
+    from include.ml.drift import DriftReport
+
+    return DriftReport.from_dict(drift)
+
+
+def _links(outcome: dict) -> dict:
+    """The pipeline's dashboard page and the run's page in the Airflow UI."""
     from include.ml import monitoring
+    from include.ml.config import training_dag_id
 
     links = monitoring.Links.from_env()
-    dashboard = links.dashboard(outcome["pipeline"])
-    run = links.run(f"ml_training__{outcome['pipeline']}", outcome["run_id"])
-    return (f"<p>Dashboard: <a href='{html.escape(dashboard)}'>{html.escape(dashboard)}</a><br>"
-            f"Run page in the Airflow UI: <a href='{html.escape(run)}'>{html.escape(run)}</a></p>")
+    return {"dashboard": links.dashboard(outcome["pipeline"]),
+            "run": links.run(training_dag_id(outcome["pipeline"]), outcome["run_id"])}

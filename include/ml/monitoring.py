@@ -1,34 +1,32 @@
 """The monitoring report of a pipeline: what its runs, versions, drift, scoring and realised
-performance say, as plain dicts (the dashboard's JSON API) and as HTML (the dashboard's pages, the
-standalone report file and the alert emails' tables), from one renderer.
+performance say, as plain dicts (the dashboard's JSON API), rendered to HTML by the templates of
+:mod:`include.ml.presentation` (the dashboard's pages, the standalone report file; the alert emails
+share their comparison and drift tables).
 
 Inputs are the files the pipeline writes: the registry (versions, production pointer, audit log),
-the run history and run workspaces, ``scoring.jsonl`` and ``performance.jsonl``; missing files give
+the run history and run workspaces, the scoring and performance histories; missing files give
 empty sections. Airflow's own view of the DAG runs (to show a failed run, which writes no history
 line) can be passed in as plain dicts: this module never imports Airflow.
 
-Charts are inline SVG built here (no JavaScript, no network), so a report file opens offline.
+Charts are inline SVG drawn here (no JavaScript, no network), so a report file opens offline: their
+geometry is arithmetic, clearer in Python than in a template, and every text or attribute value they
+embed goes through ``escape``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
 from include.ml.config import PipelineConfig
+from include.ml.presentation import LEVEL_COLOURS, Markup, escape, number, render
 
 DASHBOARD_PREFIX = "/ml-models"  # where the Airflow plugin mounts the dashboard on the API server
 LOG_TASKS = ("drift_check",)  # the task whose log explains a run's decision (the branch task follows)
 OUTCOMES = ("promote", "hold", "reject", "failed", "running")
-LEVEL_COLOURS = {"severe": "#e4572e", "drifted": "#f3a712", "none": "#cfe8cf", "ok": "#cfe8cf",
-                 "insufficient_data": "#d8d8d8"}
-OUTCOME_COLOURS = {"promote": "#2e7d32", "hold": "#f3a712", "reject": "#c62828", "failed": "#6a1b9a",
-                   "running": "#1565c0"}
 
 
 # -- links ---------------------------------------------------------------------------------
@@ -67,10 +65,11 @@ class Links:
 # -- reading the files ---------------------------------------------------------------------
 
 
-def _read_json(path: Path) -> dict | None:
+def _record(workspace, record):
+    """A step's record from a run's workspace, or None when missing or unreadable."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return workspace.read_or_none(record)
+    except ValueError:  # a damaged record shows as missing, not as a broken page
         return None
 
 
@@ -259,7 +258,7 @@ def _versions(config: PipelineConfig, registry, production: str | None) -> list[
 
 def comparison(outcome: dict, evaluation: dict | None = None) -> dict:
     """Champion/challenger of one run: both scores on the same holdout, the difference, the
-    bootstrap interval (from ``evaluation.json`` when given) and the decision."""
+    bootstrap interval (from the run's evaluation record, as a dict, when given) and the decision."""
     evaluation = evaluation or {}
     score, champion = outcome.get("score"), outcome.get("champion_score")
     gates = evaluation.get("gates") or {}
@@ -277,6 +276,7 @@ def comparison(outcome: dict, evaluation: dict | None = None) -> dict:
 def pipeline_detail(config: PipelineConfig, airflow_runs: list[dict] | None = None,
                     links: Links = Links()) -> dict:
     """Everything the pipeline page shows, as JSON-ready dicts."""
+    from include.ml.records import EvaluationRecord, RunWorkspace, ValidationRecord
     from include.ml.steps import run_history
 
     registry = _registry(config)
@@ -286,16 +286,19 @@ def pipeline_detail(config: PipelineConfig, airflow_runs: list[dict] | None = No
     latest = None
     if history:
         last = max(history, key=lambda h: h.get("finished_at") or "")
-        workspace = Path(last.get("workspace") or "")
-        validation = _read_json(workspace / "validation.json") or {}
-        drift = _read_json(workspace / "drift.json") or {}
+        workspace = RunWorkspace(Path(last["workspace"])) if last.get("workspace") else None
+        validation_record = _record(workspace, ValidationRecord) if workspace else None
+        evaluation = _record(workspace, EvaluationRecord) if workspace else None
+        validation = validation_record.to_dict() if validation_record else {}
+        drift = (workspace.read_json_or_none(RunWorkspace.DRIFT) if workspace else None) or {}
+        drift = drift if isinstance(drift, dict) else {}
         latest = {
             "run_id": last["run_id"], "logical_date": last.get("logical_date"),
             "validation": {"rows": validation.get("rows", last.get("rows")), "features": validation.get("features"),
                            "feature_origin": validation.get("feature_origin"),
                            "reference_version": validation.get("reference_version"),
                            "warnings": validation.get("warnings", [])},
-            "comparison": comparison(last, _read_json(workspace / "evaluation.json")),
+            "comparison": comparison(last, evaluation.to_dict() if evaluation else None),
             "drift": drift if drift.get("features") else None,
             "drift_verdict": last.get("drift_verdict"),
         }
@@ -324,51 +327,19 @@ def pipeline_detail(config: PipelineConfig, airflow_runs: list[dict] | None = No
     }
 
 
-# -- formatting ----------------------------------------------------------------------------
-
-
-def fmt(value: object, digits: int = 4) -> str:
-    """A number as the pages show it (4 decimals for scores), ``–`` for nothing."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
-
-
-def _e(value: object) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def _a(href: str | None, text: object, top: bool = True) -> str:
-    if not href:
-        return _e(text)
-    target = " target='_top'" if top else ""
-    return f"<a href='{_e(href)}'{target}>{_e(text)}</a>"
-
-
-def _badge(outcome: str | None) -> str:
-    colour = OUTCOME_COLOURS.get(outcome or "", "#607d8b")
-    return f"<span class='badge' style='background:{colour}'>{_e(outcome or '–')}</span>"
-
-
 # -- charts (inline SVG) ---------------------------------------------------------------------
 
 
 def line_chart_svg(series: list[dict], labels: list[str], title: str, threshold: float | None = None,
-                   width: int = 720, height: int = 240) -> str:
+                   width: int = 720, height: int = 240) -> Markup:
     """A line chart over categorical x ``labels``. Each series: ``{name, colour, points: {label:
     value}}``; a point has a tooltip with its label and value; ``threshold`` is a dashed line."""
     values = [v for s in series for v in s["points"].values() if isinstance(v, int | float)]
     if threshold is not None:
         values.append(threshold)
     if not labels or not values:
-        return f"<svg class='chart' role='img' width='{width}' height='40'><title>{_e(title)}</title>" \
-               f"<text x='8' y='24' font-size='12'>no data yet</text></svg>"
+        return Markup(f"<svg class='chart' role='img' width='{width}' height='40'><title>{escape(title)}</title>"
+                      f"<text x='8' y='24' font-size='12'>no data yet</text></svg>")
     left, right, top, bottom = 56, 40, 24, 44
     low, high = min(values), max(values)
     pad = (high - low) * 0.1 or abs(high) * 0.05 or 0.05
@@ -382,17 +353,17 @@ def line_chart_svg(series: list[dict], labels: list[str], title: str, threshold:
         return top + (high - v) / (high - low) * (height - top - bottom)
 
     parts = [f"<svg class='chart' role='img' viewBox='0 0 {width} {height}' width='{width}' height='{height}' "
-             f"xmlns='http://www.w3.org/2000/svg'><title>{_e(title)}</title>",
-             f"<text x='{left}' y='14' font-size='12' font-weight='bold'>{_e(title)}</text>"]
+             f"xmlns='http://www.w3.org/2000/svg'><title>{escape(title)}</title>",
+             f"<text x='{left}' y='14' font-size='12' font-weight='bold'>{escape(title)}</text>"]
     for k in range(5):
         v = low + (high - low) * k / 4
         parts.append(f"<line x1='{left}' x2='{width - right}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='#eee'/>"
-                     f"<text x='{left - 6}' y='{y(v) + 4:.1f}' font-size='10' text-anchor='end'>{v:.3f}</text>")
+                     f"<text x='{left - 6}' y='{y(v) + 4:.1f}' font-size='10' text-anchor='end'>{number(v, 3)}</text>")
     every = max(1, len(labels) // 8)
     for i, label in enumerate(labels):
         if i % every == 0 or i == len(labels) - 1:
             parts.append(f"<text x='{x(i):.1f}' y='{height - bottom + 16}' font-size='10' "
-                         f"text-anchor='middle'>{_e(label)}</text>")
+                         f"text-anchor='middle'>{escape(label)}</text>")
     if threshold is not None:
         parts.append(f"<line x1='{left}' x2='{width - right}' y1='{y(threshold):.1f}' y2='{y(threshold):.1f}' "
                      f"stroke='#c62828' stroke-dasharray='4 3'><title>gate {threshold:g}</title></line>")
@@ -401,65 +372,67 @@ def line_chart_svg(series: list[dict], labels: list[str], title: str, threshold:
                   if isinstance(s["points"].get(label), int | float)]
         if len(points) > 1:
             path = " ".join(f"{px:.1f},{py:.1f}" for px, py, _, _ in points)
-            parts.append(f"<polyline class='series' fill='none' stroke='{s['colour']}' stroke-width='2' "
+            parts.append(f"<polyline class='series' fill='none' stroke='{escape(s['colour'])}' stroke-width='2' "
                          f"points='{path}'/>")
         for px, py, label, value in points:
-            parts.append(f"<circle class='point' cx='{px:.1f}' cy='{py:.1f}' r='3.5' fill='{s['colour']}'>"
-                         f"<title>{_e(s['name'])} {_e(label)}: {value:.4f}</title></circle>")
+            parts.append(f"<circle class='point' cx='{px:.1f}' cy='{py:.1f}' r='3.5' fill='{escape(s['colour'])}'>"
+                         f"<title>{escape(s['name'])} {escape(label)}: {number(value)}</title></circle>")
         legend_x = left + n * 160
-        parts.append(f"<rect x='{legend_x}' y='{height - 14}' width='10' height='10' fill='{s['colour']}'/>"
-                     f"<text x='{legend_x + 14}' y='{height - 5}' font-size='11'>{_e(s['name'])}</text>")
+        parts.append(f"<rect x='{legend_x}' y='{height - 14}' width='10' height='10' fill='{escape(s['colour'])}'/>"
+                     f"<text x='{legend_x + 14}' y='{height - 5}' font-size='11'>{escape(s['name'])}</text>")
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
 
 
-def sparkline_svg(values: list[float | None], title: str, width: int = 120, height: int = 28) -> str:
+def sparkline_svg(values: list[float | None], title: str, width: int = 120, height: int = 28) -> Markup:
     """A small line of the metric over runs, for the overview table."""
     points = [(i, v) for i, v in enumerate(values) if isinstance(v, int | float)]
     if not points:
-        return f"<svg class='spark' width='{width}' height='{height}'><title>{_e(title)}: no runs</title></svg>"
+        return Markup(f"<svg class='spark' width='{width}' height='{height}'><title>{escape(title)}: no runs</title>"
+                      f"</svg>")
     low, high = min(v for _, v in points), max(v for _, v in points)
     span = (high - low) or 1.0
     n = max(len(values) - 1, 1)
     coords = " ".join(f"{2 + i * (width - 4) / n:.1f},{height - 3 - (v - low) / span * (height - 6):.1f}"
                       for i, v in points)
     last_x, last_y = coords.split(" ")[-1].split(",")
-    return (f"<svg class='spark' role='img' viewBox='0 0 {width} {height}' width='{width}' height='{height}' "
-            f"xmlns='http://www.w3.org/2000/svg'><title>{_e(title)}</title>"
+    return Markup(f"<svg class='spark' role='img' viewBox='0 0 {width} {height}' width='{width}' height='{height}' "
+            f"xmlns='http://www.w3.org/2000/svg'><title>{escape(title)}</title>"
             f"<polyline fill='none' stroke='#1565c0' stroke-width='1.5' points='{coords}'/>"
             f"<circle cx='{last_x}' cy='{last_y}' r='2.5' fill='#1565c0'/></svg>")
 
 
-def heatmap_svg(heatmap: dict, title: str = "Drift per feature over runs") -> str:
+def heatmap_svg(heatmap: dict, title: str = "Drift per feature over runs") -> Markup:
     """Features (rows) by runs (columns), coloured by drift level, with the gating statistic's value."""
     features, columns = heatmap["features"], heatmap["runs"]
     if not features or not columns:
-        return (f"<svg class='chart heatmap' role='img' width='360' height='40'><title>{_e(title)}</title>"
+        return Markup(f"<svg class='chart heatmap' role='img' width='360' height='40'><title>{escape(title)}</title>"
                 f"<text x='8' y='24' font-size='12'>no drift comparisons yet (the first model has no reference)"
                 f"</text></svg>")
     left, top, cell_w, cell_h = 190, 40, 78, 20
     width, height = left + cell_w * len(columns) + 10, top + cell_h * len(features) + 34
     parts = [f"<svg class='chart heatmap' role='img' viewBox='0 0 {width} {height}' width='{width}' "
-             f"height='{height}' xmlns='http://www.w3.org/2000/svg'><title>{_e(title)}</title>",
-             f"<text x='4' y='14' font-size='12' font-weight='bold'>{_e(title)}</text>"]
+             f"height='{height}' xmlns='http://www.w3.org/2000/svg'><title>{escape(title)}</title>",
+             f"<text x='4' y='14' font-size='12' font-weight='bold'>{escape(title)}</text>"]
     for j, run in enumerate(columns):
         parts.append(f"<text x='{left + j * cell_w + cell_w / 2:.0f}' y='{top - 8}' font-size='10' "
-                     f"text-anchor='middle'>{_e(run['logical_date'])}</text>")
+                     f"text-anchor='middle'>{escape(run['logical_date'])}</text>")
     for i, name in enumerate(features):
         statistic = heatmap["statistics"].get(name) or ""
         parts.append(f"<text x='{left - 6}' y='{top + i * cell_h + 14}' font-size='11' text-anchor='end'>"
-                     f"{_e(name)} <tspan fill='#777' font-size='9'>{_e(statistic)}</tspan></text>")
+                     f"{escape(name)} <tspan fill='#777' font-size='9'>{escape(statistic)}</tspan></text>")
         for j, cell in enumerate(heatmap["cells"][i]):
             x, y = left + j * cell_w, top + i * cell_h
             if cell is None:
                 parts.append(f"<rect x='{x}' y='{y}' width='{cell_w - 2}' height='{cell_h - 2}' fill='#f5f5f5'/>")
                 continue
             value = cell.get("value")
-            text = "" if value is None else f"{value:.3f}"
+            text = escape(number(value, 3))
             parts.append(
                 f"<rect class='cell' x='{x}' y='{y}' width='{cell_w - 2}' height='{cell_h - 2}' "
-                f"fill='{LEVEL_COLOURS.get(cell.get('level'), '#d8d8d8')}'><title>{_e(name)} on "
-                f"{_e(columns[j]['logical_date'])}: {_e(statistic)} {text} ({_e(cell.get('level'))})</title></rect>"
+                f"fill='{LEVEL_COLOURS.get(cell.get('level'), '#d8d8d8')}'><title>{escape(name)} on "
+                f"{escape(columns[j]['logical_date'])}: {escape(statistic)} {text} ({escape(cell.get('level'))})"
+                f"</title></rect>"
                 f"<text x='{x + cell_w / 2 - 1:.0f}' y='{y + 13}' font-size='10' text-anchor='middle'>{text}</text>")
     legend_y = height - 12
     for k, level in enumerate(("none", "drifted", "severe", "insufficient_data")):
@@ -467,217 +440,89 @@ def heatmap_svg(heatmap: dict, title: str = "Drift per feature over runs") -> st
                      f"fill='{LEVEL_COLOURS[level]}'/><text x='{18 + k * 120}' y='{legend_y}' "
                      f"font-size='10'>{level}</text>")
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
 
 
-def scoring_svg(scoring: list[dict], title: str = "Rows scored and rejected per date") -> str:
+def scoring_svg(scoring: list[dict], title: str = "Rows scored and rejected per date") -> Markup:
     """Stacked bars per scoring date: scored (blue) and rejected (red)."""
     if not scoring:
-        return (f"<svg class='chart' role='img' width='360' height='40'><title>{_e(title)}</title>"
+        return Markup(f"<svg class='chart' role='img' width='360' height='40'><title>{escape(title)}</title>"
                 f"<text x='8' y='24' font-size='12'>no batch scoring yet</text></svg>")
     left, top, bottom, bar = 64, 24, 40, 36
     width, height = left + len(scoring) * (bar + 12) + 20, 200
     high = max((s["rows"] or 0) for s in scoring) or 1
     scale = (height - top - bottom) / high
     parts = [f"<svg class='chart' role='img' viewBox='0 0 {width} {height}' width='{width}' height='{height}' "
-             f"xmlns='http://www.w3.org/2000/svg'><title>{_e(title)}</title>",
-             f"<text x='4' y='14' font-size='12' font-weight='bold'>{_e(title)}</text>",
-             f"<text x='{left - 6}' y='{top + 8}' font-size='10' text-anchor='end'>{high:,}</text>"]
+             f"xmlns='http://www.w3.org/2000/svg'><title>{escape(title)}</title>",
+             f"<text x='4' y='14' font-size='12' font-weight='bold'>{escape(title)}</text>",
+             f"<text x='{left - 6}' y='{top + 8}' font-size='10' text-anchor='end'>{number(high)}</text>"]
     for i, s in enumerate(scoring):
         x = left + i * (bar + 12)
         scored, rejected = s.get("scored") or 0, s.get("rejected") or 0
         base = height - bottom
         parts.append(f"<rect x='{x}' y='{base - scored * scale:.1f}' width='{bar}' height='{scored * scale:.1f}' "
-                     f"fill='#1565c0'><title>{_e(s['logical_date'])}: {scored:,} scored</title></rect>"
+                     f"fill='#1565c0'><title>{escape(s['logical_date'])}: {number(scored)} scored</title></rect>"
                      f"<rect x='{x}' y='{base - (scored + rejected) * scale:.1f}' width='{bar}' "
-                     f"height='{rejected * scale:.1f}' fill='#c62828'><title>{_e(s['logical_date'])}: "
-                     f"{rejected:,} rejected</title></rect>"
+                     f"height='{rejected * scale:.1f}' fill='#c62828'><title>{escape(s['logical_date'])}: "
+                     f"{number(rejected)} rejected</title></rect>"
                      f"<text x='{x + bar / 2}' y='{base + 14}' font-size='9' text-anchor='middle'>"
-                     f"{_e(s['logical_date'])}</text>")
+                     f"{escape(s['logical_date'])}</text>")
     parts.append("</svg>")
-    return "".join(parts)
+    return Markup("".join(parts))
 
 
-# -- HTML sections (shared with the alert emails) -----------------------------------------
+# -- HTML (the templates in include/ml/templates) ------------------------------------------
 
 
-def drift_table_html(drift: dict | None) -> str:
+def _stamp(generated_at: str | None = None) -> str:
+    return generated_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def drift_table_html(drift: dict | None) -> Markup:
     """The drift report's table (every feature, worst first, all statistics): the same in the
     dashboard, the report file and the held/promoted emails. Empty without a comparison."""
     if not drift or not drift.get("features"):
-        return ""
+        return Markup("")
     from include.ml.drift import DriftReport
 
-    return DriftReport.from_dict(drift).to_html()
+    return render("drift_table.html.j2", report=DriftReport.from_dict(drift))
 
 
-def comparison_html(c: dict) -> str:
-    """The champion/challenger comparison of a run as a two-column table."""
-    interval = c.get("interval")
-    evidence = (f"{interval['confidence']:.0%} interval of the difference [{interval['lower']:+.4f}, "
-                f"{interval['upper']:+.4f}] over {interval['resamples']} resamples"
-                if interval and interval.get("lower") is not None else "no production model to compare with"
-                if c.get("champion_score") is None else "point difference only")
-    metric = _e(c.get("metric"))
-    rows = [
-        ("", "candidate (challenger)", "production (champion)"),
-        ("version", c.get("candidate_version"), c.get("champion_version") or "none"),
-        (f"{metric} on the same holdout", fmt(c.get("candidate_score")), fmt(c.get("champion_score"))),
-    ]
-    cells = "".join(f"<tr><th align='left'>{_e(a)}</th><td>{_e(b)}</td><td>{_e(d)}</td></tr>" for a, b, d in rows)
-    difference = c.get("difference")
-    return (
-        f"<table class='comparison' border='1' cellpadding='3' style='border-collapse:collapse'>{cells}"
-        f"<tr><th align='left'>difference</th><td colspan='2'>"
-        f"{'–' if difference is None else f'{difference:+.4f}'}; {_e(evidence)}</td></tr>"
-        f"<tr><th align='left'>decision</th><td colspan='2'><b>{_e(c.get('decision'))}</b>: "
-        f"{_e('; '.join(c.get('reasons') or []))}</td></tr></table>"
-    )
+def comparison_html(c: dict) -> Markup:
+    """The champion/challenger comparison of a run (:func:`comparison`) as a two-column table."""
+    return render("comparison.html.j2", comparison=c)
 
 
-# -- pages ---------------------------------------------------------------------------------
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:16px 24px;color:#1d1d1d;font-size:14px}
-h1{font-size:20px;margin:4px 0 12px}h2{font-size:16px;margin:24px 0 8px;border-bottom:1px solid #ddd}
-table.data{border-collapse:collapse;margin:4px 0}table.data th,table.data td{padding:4px 10px;
-border-bottom:1px solid #e5e5e5;text-align:left;vertical-align:top}table.data td.num{text-align:right;
-font-variant-numeric:tabular-nums}.badge{color:#fff;border-radius:4px;padding:1px 6px;font-size:12px}
-.muted{color:#666;font-size:12px}a{color:#0b5cad}svg.chart{display:block;margin:8px 0;max-width:100%;height:auto}
-"""
+def render_overview(rows: list[dict], links: Links = Links(), generated_at: str | None = None) -> str:
+    """The overview page: one row per pipeline (:func:`overview`)."""
+    sparklines = [sparkline_svg([p["value"] for p in r["metric_series"]], f"{r['metric']} over runs") for r in rows]
+    return str(render("overview.html.j2", title="ML models", rows=rows, sparklines=sparklines, links=links,
+                      generated_at=_stamp(generated_at)))
 
 
-def _page(title: str, body: str, generated_at: str | None = None) -> str:
-    stamp = generated_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{_e(title)}</title>"
-            f"<link rel='icon' href='data:,'><style>{_CSS}</style></head><body>{body}"
-            f"<p class='muted'>Generated {_e(stamp)} from the model registry and run history.</p></body></html>")
-
-
-def _table(header: list[str], rows: list[str], table_id: str) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    return f"<table class='data' id='{table_id}'><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def render_overview(rows: list[dict], links: Links = Links()) -> str:
-    """The overview page: one row per pipeline."""
-    body_rows = []
-    for r in rows:
-        production, last, realised = r["production"], r["last_run"], r["realised"]
-        body_rows.append(
-            f"<tr data-pipeline='{_e(r['pipeline'])}'><td>{_a(r['links']['dashboard'], r['pipeline'], top=False)}"
-            f"<div class='muted'>{_e(r['task'])}</div></td>"
-            f"<td>{_e(production['version'] if production else '–')}</td>"
-            f"<td>{_e(fmt(r['promoted_at']))}</td>"
-            f"<td>{_badge(last['outcome']) if last else '–'} "
-            f"{_a(last['links']['run'], last['logical_date']) if last else ''}</td>"
-            f"<td>{_e(r['metric'])}</td><td class='num'>{fmt(r['primary_metric'])}</td>"
-            f"<td>{sparkline_svg([p['value'] for p in r['metric_series']], r['metric'] + ' over runs')}</td>"
-            f"<td>{_e(fmt(r['drift_verdict']))}</td>"
-            f"<td class='num'>{fmt(realised['value']) if realised else '–'}"
-            f"{' <span class=muted>(' + _e(realised['status']) + ')</span>' if realised else ''}</td></tr>")
-    table = _table(["pipeline", "production", "promoted", "last run", "metric", "validation", "trend",
-                    "drift", "realised"], body_rows, "pipelines")
-    return _page("ML models", f"<h1>ML models</h1>{table}"
-                 f"<p class='muted'>JSON: {_a(links.api(), links.api(), top=False)}</p>")
-
-
-def render_pipeline(detail: dict, links: Links = Links()) -> str:
+def render_pipeline(detail: dict, links: Links = Links(), generated_at: str | None = None) -> str:
     """The pipeline page (and the standalone report file): every section of :func:`pipeline_detail`."""
     d = detail
     metric = d["metric"]
-    production = d["production"]
-    parts = [f"<p>{_a(links.dashboard(), '← all pipelines', top=False)}</p>",
-             f"<h1>{_e(d['pipeline'])} <span class='muted'>{_e(d['description'])}</span></h1>"]
-    last = d["last_run"]
-    facts = [
-        ("production", f"{production['version']} since {production['since']} ({production['actor']})"
-         if production else "none yet"),
-        ("last run", f"{last['outcome']} on {last['logical_date']}" if last else "none"),
-        (f"validation {metric}", fmt(d["primary_metric"])),
-        ("drift verdict", fmt(d["drift_verdict"])),
-        (f"realised {metric}", f"{fmt(d['realised']['value'])} ({d['realised']['status']})" if d["realised"]
-         else "no labels yet"),
-    ]
-    parts.append("<table class='data' id='summary'>" + "".join(
-        f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts) + "</table>")
-    parts.append(f"<p>{_a(d['links']['dag'], 'Airflow DAG ' + d['dag_id'])} · "
-                 f"{_a(d['links']['api'], 'JSON', top=False)}</p>")
-
-    # metric over time: validation scores by logical date, realised by scoring date
     series = d["metric_over_time"]
     dates = {p["logical_date"] for p in series["validation"]} | {p["date"] for p in series["realised"]}
     labels = sorted(dates - {None})
-    parts.append(f"<h2>{_e(metric)} over time</h2>" + line_chart_svg(
-        [{"name": "validation (holdout)", "colour": "#1565c0",
-          "points": {p["logical_date"]: p["value"] for p in series["validation"]}},
-         {"name": "realised (labels)", "colour": "#2e7d32",
-          "points": {p["date"]: p["value"] for p in series["realised"]}}],
-        labels, f"{metric}: validation and realised", threshold=d["min_score"]))
+    charts = {
+        # metric over time: validation scores by logical date, realised by scoring date
+        "metric": line_chart_svg(
+            [{"name": "validation (holdout)", "colour": "#1565c0",
+              "points": {p["logical_date"]: p["value"] for p in series["validation"]}},
+             {"name": "realised (labels)", "colour": "#2e7d32",
+              "points": {p["date"]: p["value"] for p in series["realised"]}}],
+            labels, f"{metric}: validation and realised", threshold=d["min_score"]),
+        "heatmap": heatmap_svg(d["drift_heatmap"]),
+        "scoring": scoring_svg(d["scoring"]),
+    }
+    drift = (d["latest"] or {}).get("drift")
+    drift_report = None
+    if drift and drift.get("features"):
+        from include.ml.drift import DriftReport
 
-    parts.append("<h2>Drift per feature</h2>" + heatmap_svg(d["drift_heatmap"]))
-
-    run_rows = [
-        f"<tr data-run-id='{_e(r['run_id'])}'><td>{_e(r['logical_date'])}</td><td>{_badge(r['outcome'])}</td>"
-        f"<td>{_e(fmt(r['version']))}</td><td class='num'>{fmt(r['score'])}</td>"
-        f"<td class='num'>{fmt(r['champion_score'])}</td><td>{_e(fmt(r['drift_verdict']))}</td>"
-        f"<td class='num'>{fmt(r['drifted_share'])}</td><td class='num'>{fmt(r['rows'])}</td>"
-        f"<td>{_e(fmt(r['production_after']))}</td>"
-        f"<td>{_a(r['links']['run'], 'run')}"
-        f"{' · ' + _a(r['links']['decision_log'], 'decision log') if r['links']['decision_log'] else ''}"
-        f"{' · ' + _a(r['links']['outcome_log'], 'outcome log') if r['links']['outcome_log'] else ''}</td>"
-        f"<td class='muted'>{_e('; '.join(r['reasons']))}</td></tr>" for r in reversed(d["runs"])]
-    parts.append("<h2>Training runs</h2>" + _table(
-        ["logical date", "outcome", "version", metric, "production " + metric, "drift", "drifted share", "rows",
-         "production after", "Airflow", "why"], run_rows, "runs"))
-
-    version_rows = [
-        f"<tr data-version='{_e(v['version'])}'><td>{_e(v['version'])}{' ★' if v['is_production'] else ''}</td>"
-        f"<td>{_e(v.get('decision'))}</td><td>{_e(v.get('logical_date'))}</td>"
-        f"<td class='num'>{fmt(v.get('metric_value'))}</td><td>{_e(fmt(v.get('champion_version')))}</td>"
-        f"<td class='num'>{fmt(v.get('champion_value'))}</td><td>{fmt(v.get('gates_passed'))}</td>"
-        f"<td class='num'>{fmt(v.get('rows'))}</td>"
-        f"<td class='muted'>{_e('; '.join(v.get('gate_reasons') or v.get('reasons') or []))}</td></tr>"
-        for v in reversed(d["versions"])]
-    parts.append("<h2>Versions</h2>" + _table(
-        ["version", "decision", "logical date", metric, "champion", "champion " + metric, "gates passed", "rows",
-         "gate decision"], version_rows, "versions"))
-
-    audit_rows = [f"<tr><td>{_e(a.get('time'))}</td><td>{_e(a.get('action'))}</td><td>{_e(fmt(a.get('from')))}</td>"
-                  f"<td>{_e(a.get('to'))}</td><td>{_e(a.get('actor'))}</td><td>{_e(a.get('reason'))}</td></tr>"
-                  for a in reversed(d["audit"])]
-    parts.append("<h2>Promotions and rollbacks</h2>" + _table(
-        ["time", "action", "from", "to", "who", "reason"], audit_rows, "audit"))
-
-    latest = d["latest"]
-    if latest:
-        validation = latest["validation"]
-        warnings = "".join(f"<li>{_e(w.get('message', w))}</li>" for w in validation["warnings"])
-        parts.append(
-            f"<h2>Latest run: {_e(latest['logical_date'])}</h2><h3>Validation</h3>"
-            f"<p id='validation'>{fmt(validation['rows'])} rows, {fmt(validation['features'])} features "
-            f"({_e(validation['feature_origin'])}); {len(validation['warnings'])} warning(s)</p>"
-            + (f"<ul>{warnings}</ul>" if warnings else "")
-            + "<h3>Champion / challenger</h3>" + comparison_html(latest["comparison"])
-            + ("<h3>Drift by feature</h3>" + drift_table_html(latest["drift"]) if latest["drift"] else
-               f"<p>Drift: {_e(latest['drift_verdict'])} (no reference to compare with)</p>"))
-
-    scoring_rows = [
-        f"<tr><td>{_e(s['logical_date'])}</td><td class='num'>{fmt(s['rows'])}</td>"
-        f"<td class='num'>{fmt(s['scored'])}</td><td class='num'>{fmt(s['rejected'])}</td>"
-        f"<td class='num'>{fmt(s['reject_share'])}</td>"
-        f"<td>{_e(', '.join(f'{k}: {v}' for k, v in s['reject_reasons'].items()))}</td>"
-        f"<td>{_e(', '.join(s['versions']))}</td><td>{_e(fmt(s['prediction_drift']))}</td></tr>"
-        for s in reversed(d["scoring"])]
-    parts.append("<h2>Batch scoring</h2>" + scoring_svg(d["scoring"]) + _table(
-        ["date", "rows", "scored", "rejected", "reject share", "reject reasons", "versions", "prediction drift"],
-        scoring_rows, "scoring"))
-
-    perf_rows = [f"<tr><td>{_e(p['scoring_date'])}</td><td>{_e(p['labels_date'])}</td><td>{_e(p['model_version'])}"
-                 f"</td><td class='num'>{fmt(p['value'])}</td><td class='num'>{fmt(p['validation_score'])}</td>"
-                 f"<td class='num'>{fmt(p['rows'])}</td><td>{_e(p['status'])}</td></tr>"
-                 for p in reversed(d["performance"])]
-    parts.append("<h2>Realised performance</h2>" + (_table(
-        ["scoring date", "labels date", "version", metric, "validation " + metric, "rows", "status"],
-        perf_rows, "performance") if perf_rows else "<p>No labels delivered yet.</p>"))
-    return _page(f"ML models: {d['pipeline']}", "".join(parts))
+        drift_report = DriftReport.from_dict(drift)
+    return str(render("pipeline.html.j2", title=f"ML models: {d['pipeline']}", d=d, charts=charts,
+                      drift_report=drift_report, links=links, generated_at=_stamp(generated_at)))

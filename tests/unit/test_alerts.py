@@ -68,7 +68,7 @@ def test_the_body_lists_the_decision_facts(monkeypatch):
     body = alerts.outcome_email(outcome("promote", champion_score=None)).html
 
     assert "<th align='left' style='padding:2px 12px 2px 0'>candidate roc_auc</th><td>0.8123</td>" in body
-    assert "<th align='left' style='padding:2px 12px 2px 0'>production roc_auc</th><td>n/a</td>" in body
+    assert "<th align='left' style='padding:2px 12px 2px 0'>production roc_auc</th><td>–</td>" in body  # nothing, as everywhere
     assert "scheduled__2026-01-03T00:00:00+00:00" in body
     assert "<td>quality gates passed</td>" in body
     assert "RUNBOOK.md#alert-model-promoted" in body
@@ -101,7 +101,7 @@ def test_text_from_data_and_errors_is_escaped():
 
 
 ROW = re.compile(r"<tr style='background:[^']*'><td>(.*?)</td><td>(\w+)</td><td><b>(\w+)</b></td>"
-                 r"(?:<td align='right'>[\d.]*</td>){6}<td>(.*?)</td><td>(.*?)</td></tr>")
+                 r"(?:<td align='right'>(?:-?[\d.]+|–)</td>){6}<td>(.*?)</td><td>(.*?)</td></tr>")
 
 
 def test_a_held_email_shows_the_drift_table_severe_feature_first(drift):
@@ -149,7 +149,7 @@ def test_a_task_failure_email_names_the_task_and_shows_the_error_escaped():
         error="column 'age': 2 values below minimum 18 <b>", try_number=1, log_url="http://log")
 
     assert email.subject == "[ml:credit_default] FAILED task validate in ml_training__credit_default (2026-01-03)"
-    assert "<pre>column &#x27;age&#x27;: 2 values below minimum 18 &lt;b&gt;</pre>" in email.html
+    assert "<pre>column &#39;age&#39;: 2 values below minimum 18 &lt;b&gt;</pre>" in email.html
     assert "<td>http://log</td>" in email.html
     assert "#alert-task-failed" in email.html
 
