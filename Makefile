@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-from-lock
 PYTEST_ARGS ?=
 
-.PHONY: install demo test lint airflow bench lock clean chromium
+.PHONY: install demo test test-fast lint airflow bench lock clean chromium
 
 install: $(STAMP) ## virtual environment in .venv, installed from requirements.lock
 
@@ -32,6 +32,12 @@ test: install chromium ## lint, then the whole test suite with coverage (fails u
 	$(VENV)/bin/ruff check .
 	mkdir -p test-output
 	$(PY) -m pytest --cov --cov-report=term --cov-report=xml:test-output/coverage.xml $(PYTEST_ARGS)
+
+# The fast lane (no Airflow runs): unit tests, DAG integrity, static deployment checks and the docs
+# tests; whatever is marked e2e, production or reliability is left to `make test`.
+FAST_TESTS := tests/unit tests/dags tests/deploy tests/test_docs.py
+test-fast: install ## the tests that need no Airflow run (a few minutes; lint is `make lint`); `make test` runs everything
+	$(PY) -m pytest -q -m "not e2e and not production and not reliability" $(FAST_TESTS) $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .
