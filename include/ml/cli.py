@@ -1,7 +1,7 @@
 """Command line: ``python -m include.ml <command>``, the same functions the DAGs call.
 
-Commands: simulate, config check, validate, drift, train, score, models list|show|promote|rollback|history|verify, runs,
-performance.
+Commands: simulate, config check|schema|docs, validate, drift, train, score,
+models list|show|promote|rollback|history|verify, runs, performance.
 Exit status: 0 done, 1 the input or the registry refused (message on stderr), 2 bad usage.
 ``--pipeline`` is required whenever more than one pipeline is configured, and always for
 ``models promote`` and ``models rollback``: the pipeline is never guessed.
@@ -105,6 +105,28 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     data = {c.name: {"task": c.task, "target": c.target, "estimator": c.model.estimator, "metric": c.metric,
                      "dag_id": c.dag_id, "registry": str(c.registry_path)} for c in configs}
     _emit(args, data, "\n".join(f"{n}: ok ({d['task']}, {d['estimator']}, {d['metric']})" for n, d in data.items()))
+    return 0
+
+
+def _write_or_print(text: str, out: str | None) -> None:
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        Path(out).write_text(text)
+        print(f"wrote {out}", file=sys.stderr)
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from include.ml.config_reference import schema_text
+
+    _write_or_print(schema_text(), args.out)
+    return 0
+
+
+def cmd_config_docs(args: argparse.Namespace) -> int:
+    from include.ml.config_reference import markdown_reference
+
+    _write_or_print(markdown_reference(), args.out)
     return 0
 
 
@@ -412,6 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="pipeline configs").add_subparsers(dest="config_command", required=True)
     p = add("check", cmd_config_check, "load and validate pipeline configs", parent=config, pipeline=False)
     p.add_argument("--pipeline", action="append", help="only this pipeline (default: all)")
+    p = add("schema", cmd_config_schema, "the JSON Schema of a pipeline config "
+                                         "(include/pipelines/pipeline.schema.json)",
+            parent=config, pipeline=False, json_flag=False)
+    p.add_argument("--out", help="file to write (default: stdout)")
+    p = add("docs", cmd_config_docs, "the reference of every config key in Markdown (docs/config.md)",
+            parent=config, pipeline=False, json_flag=False)
+    p.add_argument("--out", help="file to write (default: stdout)")
 
     p = add("validate", cmd_validate, "validate a batch file against a pipeline's schema and the production "
                                       "model's training data (exit 1 on errors; warnings are listed)")

@@ -248,7 +248,6 @@ class DriftConfig(_Strict):
     thresholds: dict[str, Levels] = Field(
         default_factory=_default_levels,
         description="levels per statistic (" + ", ".join(DRIFT_STATISTICS) + "); those given replace the defaults",
-        json_schema_extra={"default": {name: levels.model_dump() for name, levels in _default_levels().items()}},
     )
     bins: int = Field(default=10, ge=2, le=100, description="histogram bins of a numeric feature (psi, jensen_shannon)")
     min_batch_rows: int = Field(default=200, ge=1, description="below this, the verdict is insufficient_data")
