@@ -15,7 +15,6 @@ reference size (false-alarm rate about 1 in 1,000 per statistic); p-values never
 
 from __future__ import annotations
 
-import html
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -364,42 +363,6 @@ class DriftReport:
             "worst": [{"feature": n, "level": s["level"], "reasons": s["reasons"]}
                       for n, s in self.ordered_features()[:5]],
         }
-
-    def to_html(self) -> str:
-        """An HTML table of every feature, worst first: level, gating statistics, and all numbers."""
-        colour = {"severe": "#f4b6b6", "drifted": "#fde2a8", "none": "#ffffff", "insufficient_data": "#e8e8e8"}
-        header = ("<tr><th>feature</th><th>type</th><th>level</th><th>PSI</th><th>Wasserstein</th>"
-                  "<th>Jensen-Shannon</th><th>KS D</th><th>unseen share</th><th>missing Δ</th>"
-                  "<th>new levels</th><th>why</th></tr>")
-        rows = []
-        for name, stats in self.ordered_features():
-            s = stats["statistics"]
-
-            def cell(key: str, s: dict = s) -> str:
-                value = s.get(key)
-                return "" if value is None else f"{value:.3f}"
-
-            rows.append(
-                f"<tr style='background:{colour[stats['level']]}'><td>{html.escape(name)}</td>"
-                f"<td>{stats['type']}</td><td><b>{stats['level']}</b></td><td align='right'>{cell('psi')}</td>"
-                f"<td align='right'>{cell('wasserstein')}</td><td align='right'>{cell('jensen_shannon')}</td>"
-                f"<td align='right'>{cell('ks')}</td><td align='right'>{cell('unseen_share')}</td>"
-                f"<td align='right'>{cell('missing_rate_change')}</td>"
-                f"<td>{html.escape(', '.join(stats.get('unseen_levels', [])))}</td>"
-                f"<td>{html.escape('; '.join(stats['reasons']))}</td></tr>"
-            )
-        settings = self.settings
-        caption = (
-            f"Drift verdict <b>{self.verdict}</b>: {len(self.drifted_features)} of {len(self.features)} features "
-            f"drifted ({len(self.severe_features)} severely); batch {self.batch_rows} rows, reference "
-            f"{self.reference_rows} rows. Gating: numeric by {settings['numeric_statistic']}, categorical by "
-            f"{settings['categorical_statistic']}, both by missing-rate change; a feature counts only above its "
-            f"level and above sampling noise. Dataset drifts at a drifted share of {settings['drift_share']:g}, "
-            f"any severe feature, or any critical feature "
-            f"({html.escape(', '.join(settings['critical_features'])) or 'none'})."
-        )
-        return (f"<p>{caption}</p><table border='1' cellpadding='3' style='border-collapse:collapse'>"
-                f"{header}{''.join(rows)}</table>")
 
 
 def drift_report(profile: ReferenceProfile, frame: pd.DataFrame, settings: DriftConfig) -> DriftReport:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from include.ml import presentation
 from include.ml.config import DRIFT_STATISTICS, DriftConfig, FeatureSpec, Levels
 from include.ml.drift import DriftReport, ReferenceProfile, drift_report
 from include.ml.extract import read_batch
@@ -95,7 +96,7 @@ def assert_clean_report(report: DriftReport) -> dict:
             for statistic, value in feature[kind].items():
                 assert value is None or math.isfinite(value), f"{name} {kind} {statistic} is {value}"
     assert report.verdict in ("drift", "warn", "none", "insufficient_data")
-    report.to_html()
+    presentation.render("drift_table.html.j2", report=report)
     return json.loads(json.dumps(report.to_dict(), allow_nan=False))
 
 
