@@ -8,7 +8,6 @@ The words come from :mod:`include.ml.alerts`.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
 from typing import Any
@@ -70,8 +69,8 @@ class OutcomeEmail(_EmailCallback):
     def render(self, context: dict[str, Any]) -> alerts.Email:
         ti = context["ti"]
         outcome = ti.xcom_pull(task_ids=ti.task_id)
-        drift_file = paths.workspace_dir(self.pipeline, _run_id(context)) / "drift.json"
-        drift = json.loads(drift_file.read_text()) if drift_file.exists() else None
+        workspace = paths.run_workspace(self.pipeline, _run_id(context))
+        drift = workspace.read_json_or_none(workspace.DRIFT)  # the full report; None before a comparison
         return alerts.outcome_email(outcome, drift, run_url=getattr(ti, "log_url", None))
 
 

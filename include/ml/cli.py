@@ -64,7 +64,9 @@ def _table(rows: list[list[object]], header: list[str]) -> str:
 
 
 def _fmt(value) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else ("-" if value is None else str(value))
+    from include.ml.presentation import number
+
+    return number(value)
 
 
 # -- commands ------------------------------------------------------------------------------
