@@ -103,6 +103,18 @@ def test_a_request_without_a_reason_is_refused(ops_dag, registry):
     assert registry.production() == "v0003"
 
 
+def test_a_promote_of_the_version_already_in_production_is_refused_and_nothing_changes(ops_dag, registry):
+    audit_before = registry.audit()
+
+    dag_run, states = trigger(ops_dag, pipeline="credit_default", action="promote", version="v0003",
+                              reason="promote it again")
+
+    assert str(dag_run.state) == "failed"
+    assert (states["check_request"], states["switch_production"]) == ("failed", "upstream_failed")
+    assert registry.production() == "v0003"
+    assert registry.audit() == audit_before
+
+
 def test_the_runbook_rollback_command_rolls_production_back(airflow_db, registry):
     import os
     import shlex
