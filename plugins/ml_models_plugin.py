@@ -10,12 +10,12 @@ and no data.
 Pages: ``/ml-models/`` (overview), ``/ml-models/pipelines/{name}`` (detail). JSON:
 ``/ml-models/api/pipelines``, ``/ml-models/api/pipelines/{name}``, schema at
 ``/ml-models/api/openapi.json``; ``/ml-models/api/pipelines/{name}/report.html`` is the standalone
-report file (as ``python -m include.ml report``). The content comes from ``include/ml/monitoring.py``.
+report file (as ``python -m include.ml report``). The content comes from ``include/ml/monitoring.py``, the
+HTML from the templates in ``include/ml/templates`` (autoescaped, see ``include/ml/presentation.py``).
 """
 
 from __future__ import annotations
 
-import html
 import os
 import sys
 from pathlib import Path
@@ -166,12 +166,11 @@ def pipeline_page(name: str, user: User, session: SessionDep) -> HTMLResponse:
 async def _refused(request: Request, exc: HTTPException) -> Response:
     """The API answers in JSON; a page refused for want of a login says where to log in (no data)."""
     if exc.status_code in (401, 403) and "/api/" not in request.url.path:
+        from include.ml.presentation import render
+
         login = get_auth_manager().get_url_login(next_url=str(request.url))
-        return HTMLResponse(
-            f"<!DOCTYPE html><html><head><title>ML models: log in</title><link rel='icon' href='data:,'></head>"
-            f"<body><p>{'Log in' if exc.status_code == 401 else 'Your session is not valid: log in again'} to "
-            f"Airflow to see the ML models: <a href='{html.escape(login)}' target='_top'>log in</a>.</p></body></html>",
-            status_code=exc.status_code)
+        return HTMLResponse(str(render("login.html.j2", login=login, expired=exc.status_code != 401)),
+                            status_code=exc.status_code)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
