@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,15 @@ import yaml
 from pydantic import ValidationError
 
 from include.ml import config as config_module
-from include.ml.config import ConfigError, PipelineConfig, get_pipeline, load_all, load_config
+from include.ml.config import (
+    ClassificationPipeline,
+    ConfigError,
+    PipelineConfig,
+    RegressionPipeline,
+    get_pipeline,
+    load_all,
+    load_config,
+)
 from include.ml.paths import PIPELINES_DIR
 
 
@@ -73,6 +83,15 @@ def test_credit_default_declares_its_features_and_house_prices_infers_them():
 def test_metric_direction_follows_the_metric():
     assert get_pipeline("credit_default").greater_is_better is True  # roc_auc
     assert get_pipeline("house_prices").greater_is_better is False  # rmse
+
+
+def test_the_config_and_its_estimator_registry_load_without_scikit_learn():
+    code = ("import sys; import include.ml.config, include.ml.estimators; include.ml.config.load_all(); "
+            "print(sorted(m for m in ('sklearn', 'pandas', 'numpy') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[2])
+
+    assert result.stdout.strip() == "[]"
 
 
 def test_unknown_pipeline_name_lists_the_known_ones():
@@ -162,7 +181,14 @@ def test_estimator_that_does_not_fit_the_task_is_refused_with_the_choices(write_
     message = error_of(write_config({"model.estimator": "ridge"}))
 
     assert "model.estimator 'ridge' is not available for task 'classification'" in message
+    assert "1 problem(s)" in message  # the task's choices are checked once, not again as a literal
     assert "hist_gradient_boosting" in message and "logistic_regression" in message
+
+
+def test_an_estimator_of_the_task_is_accepted_even_if_another_task_has_it_too(write_config):
+    config = load_config(write_config({"model.estimator": "random_forest"}))
+
+    assert (config.task, config.model.estimator) == ("classification", "random_forest")
 
 
 def test_metric_that_does_not_fit_the_task_is_refused_with_the_choices(write_config):
@@ -176,6 +202,16 @@ def test_unknown_metric_is_refused(write_config):
     message = error_of(write_config({"metric": "auc"}))
 
     assert "metric 'auc' does not fit task 'classification'" in message
+
+
+def test_unknown_task_is_refused_naming_the_choices(write_config):
+    message = error_of(write_config({"task": "ranking"}))
+
+    assert "  - task: Input should be 'classification' or 'regression' (got 'ranking')" in message
+
+
+def test_missing_task_is_named(write_config):
+    assert "  - task: Field required" in error_of(write_config({"task": DELETE}))
 
 
 def test_name_must_match_the_file_name(write_config):
@@ -296,6 +332,30 @@ def test_get_pipeline_reads_from_another_directory(tmp_path: Path, write_config)
 
     assert get_pipeline("credit_default", directory=tmp_path).name == "credit_default"
     assert config_module.config_paths(tmp_path) == [tmp_path / "credit_default.yaml"]
+
+
+def test_a_config_is_the_class_of_its_task_and_still_a_pipeline_config():
+    credit, house = get_pipeline("credit_default"), get_pipeline("house_prices")
+
+    assert isinstance(credit, ClassificationPipeline) and isinstance(house, RegressionPipeline)
+    assert isinstance(credit, PipelineConfig) and isinstance(house, PipelineConfig)
+
+
+def test_model_validate_of_pipeline_config_picks_the_class_by_task(credit_raw: dict):
+    config = PipelineConfig.model_validate(credit_raw)
+
+    assert type(config) is ClassificationPipeline
+    with pytest.raises(ValidationError, match="not available for task 'classification'"):
+        PipelineConfig.model_validate({**credit_raw, "model": {**credit_raw["model"], "estimator": "ridge"}})
+
+
+def test_model_copy_keeps_the_task_class_and_its_properties():
+    config = get_pipeline("house_prices")
+
+    tuned = config.model_copy(update={"metric": "r2"})
+
+    assert type(tuned) is RegressionPipeline
+    assert (tuned.greater_is_better, tuned.dag_id) == (True, "ml_training__house_prices")
 
 
 def test_model_validate_accepts_a_config_round_tripped_through_json():

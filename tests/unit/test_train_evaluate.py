@@ -8,6 +8,7 @@ import pytest
 
 from include.ml.config import Gates, PipelineConfig
 from include.ml.errors import ConfigError
+from include.ml.estimators import ESTIMATORS
 from include.ml.evaluate import holdout_metrics, quality_gates
 from include.ml.fitting import build_estimator, fit, split
 from include.ml.validate import infer_features, validate_frame
@@ -71,6 +72,26 @@ def test_every_estimator_name_builds_its_estimator(request, task_config: str, es
     config = with_model(request.getfixturevalue(task_config), estimator=estimator, params={})
 
     assert type(build_estimator(config)).__name__ == expected
+
+
+@pytest.mark.parametrize(("task", "spec"), [(task, spec) for task, specs in ESTIMATORS.items()
+                                           for spec in specs.values()], ids=lambda v: getattr(v, "name", v))
+def test_every_registry_estimator_builds_its_class_with_its_defaults_and_the_seed(request, task: str, spec):
+    base = request.getfixturevalue("credit_config" if task == "classification" else "house_config")
+
+    estimator = build_estimator(with_model(base, estimator=spec.name, params={}))
+
+    assert type(estimator) is spec.estimator_class()
+    assert f"{type(estimator).__module__}.{type(estimator).__name__}".startswith("sklearn.")
+    assert all(getattr(estimator, key) == value for key, value in spec.defaults.items())
+    assert (getattr(estimator, "random_state", None) == base.model.seed) is spec.seeded
+
+
+def test_params_in_the_config_win_over_the_registry_defaults(credit_config):
+    config = with_model(credit_config, estimator="logistic_regression", params={"max_iter": 50})
+
+    assert build_estimator(config).max_iter == 50
+    assert build_estimator(with_model(config, params={})).max_iter == 1000
 
 
 def test_the_split_is_seeded_sized_and_stratified(credit_clean, credit_config):
