@@ -26,6 +26,7 @@ import pandas as pd
 
 from include.ml.config import DriftConfig, FeatureSpec
 from include.ml.errors import PipelineError
+from include.ml.feature_rules import level_label
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -72,14 +73,6 @@ def jensen_shannon(p: np.ndarray, q: np.ndarray) -> float:
         kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum()
         kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum()
     return float(math.sqrt(max((kl_p + kl_q) / 2, 0.0)))
-
-
-def level_label(value: object) -> str:
-    """A category level as text: whole-number floats (codes read from a CSV with gaps) lose their
-    ``.0``, so 3 and 3.0 are the same level whichever file format carried them."""
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def _none_if_nan(value: float | None) -> float | None:

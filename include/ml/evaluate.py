@@ -2,11 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
 from include.ml.config import PipelineConfig
+
+PROBA_PREFIX = "proba_"  # a prediction file's column of one class's probability: proba_<class>
+
+
+def positive_class(classes: Sequence):
+    """The positive class of a binary classifier: the second of its ``classes_``, which scikit-learn
+    sorts (numerically for numbers: 10 of 2 and 10; "yes" of "no" and "yes"; 1 of 0 and 1). Raises
+    ``ValueError`` when there are not exactly two classes."""
+    classes = list(classes)
+    if len(classes) != 2:
+        raise ValueError(f"a positive class needs a binary classifier; the classes are {classes}")
+    return classes[1]
+
+
+def positive_probability(model, proba: np.ndarray) -> np.ndarray:
+    """The column of ``proba`` (``model.predict_proba``) of the model's :func:`positive_class`."""
+    return proba[:, list(model.classes_).index(positive_class(model.classes_))]
+
+
+def proba_column(label) -> str:
+    """The prediction-file column holding the probability of class ``label``."""
+    return f"{PROBA_PREFIX}{label}"
+
+
+def proba_classes(columns: Iterable[str]) -> list[str]:
+    """The classes of a prediction file's ``proba_<class>`` columns, in the order of ``columns``.
+
+    Scoring writes them in the model's ``classes_`` order, so a file's own column order is the
+    model's: ``["2", "10"]``, never the text sort ``["10", "2"]``. Classes come back as text (column
+    names are text), comparable with :func:`~include.ml.feature_rules.level_label` of the labels."""
+    return [c.removeprefix(PROBA_PREFIX) for c in columns if c.startswith(PROBA_PREFIX)]
 
 
 def holdout_metrics(model, frame: pd.DataFrame, config: PipelineConfig, feature_names: list[str]) -> dict[str, float]:
@@ -18,12 +51,12 @@ def holdout_metrics(model, frame: pd.DataFrame, config: PipelineConfig, feature_
         binary = proba.shape[1] == 2
         result = {
             "accuracy": skm.accuracy_score(y, predicted),
-            # the positive class is the model's second class, whatever its labels are ("yes", 1, True)
-            "f1": skm.f1_score(y, predicted, average="binary", pos_label=model.classes_[1]) if binary
+            "f1": skm.f1_score(y, predicted, average="binary", pos_label=positive_class(model.classes_)) if binary
             else skm.f1_score(y, predicted, average="macro"),
         }
         if binary:
-            positive, is_positive = proba[:, 1], (y == model.classes_[1]).to_numpy()
+            positive = positive_probability(model, proba)
+            is_positive = (y == positive_class(model.classes_)).to_numpy()
             result["roc_auc"] = skm.roc_auc_score(is_positive, positive)
             result["average_precision"] = skm.average_precision_score(is_positive, positive)
         else:
@@ -44,17 +77,17 @@ def metric_inputs(model, frame: pd.DataFrame, config: PipelineConfig, feature_na
     (roc_auc, average_precision), the class probabilities (log_loss), or the prediction."""
     x = frame[feature_names]
     if config.metric in ("roc_auc", "average_precision"):
-        return model.predict_proba(x)[:, 1]
+        return positive_probability(model, model.predict_proba(x))
     if config.metric == "log_loss":
         return model.predict_proba(x)
     return np.asarray(model.predict(x))
 
 
 def prediction_values(model, x: pd.DataFrame, task: str) -> np.ndarray:
-    """One number per row to watch for prediction drift: the probability of the model's last class
-    (the positive one of a binary classifier), or a regressor's prediction."""
+    """One number per row to watch for prediction drift: the probability of the model's
+    :func:`positive_class`, or a regressor's prediction."""
     if task == "classification":
-        return model.predict_proba(x)[:, -1]
+        return positive_probability(model, model.predict_proba(x))
     return np.asarray(model.predict(x), dtype=float)
 
 

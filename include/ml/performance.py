@@ -22,9 +22,9 @@ import pyarrow.parquet as pq
 
 from include.ml import storage
 from include.ml.config import PipelineConfig
-from include.ml.drift import level_label
 from include.ml.errors import BatchReadError, InputDataError
-from include.ml.evaluate import metric_value
+from include.ml.evaluate import metric_value, positive_class, proba_classes, proba_column
+from include.ml.feature_rules import level_label
 from include.ml.paths import resolve
 from include.ml.registry import ModelRegistry
 
@@ -92,8 +92,8 @@ def matched_predictions(config: PipelineConfig, labels: pd.DataFrame, ds: str) -
         names = pq.read_schema(path).names
         if "model_version" not in names:  # a partition whose every row was rejected
             continue
-        columns = [c for c in names if c in config.id_columns or c in ("prediction", "model_version")
-                   or c.startswith("proba_")]
+        probabilities = [proba_column(c) for c in proba_classes(names)]
+        columns = [c for c in names if c in config.id_columns or c in ("prediction", "model_version", *probabilities)]
         frame = pq.read_table(path, columns=columns).to_pandas()
         for column in config.id_columns:
             frame[column] = frame[column].map(level_label)
@@ -111,14 +111,14 @@ def group_metric(config: PipelineConfig, rows: pd.DataFrame) -> float | None:
     y = rows[config.target]
     if config.task == "regression":
         return metric_value(config.metric, y.to_numpy(dtype=float), rows["prediction"].to_numpy(dtype=float))
-    proba = sorted(c for c in rows.columns if c.startswith("proba_"))
-    positive = proba[-1].removeprefix("proba_") if proba else None
+    classes = proba_classes(rows.columns)  # in the model's order, as text
+    positive = positive_class(classes) if classes else None
     truth = y.map(level_label).to_numpy()
     if config.metric in ("roc_auc", "average_precision", "log_loss"):
         if len(set(truth)) < 2 or positive is None:
             return None
-        inputs = rows[proba[-1]].to_numpy(dtype=float) if config.metric != "log_loss" else \
-            rows[proba].to_numpy(dtype=float)
+        inputs = rows[proba_column(positive)].to_numpy(dtype=float) if config.metric != "log_loss" else \
+            rows[[proba_column(c) for c in classes]].to_numpy(dtype=float)
     else:
         inputs = rows["prediction"].map(level_label).to_numpy()
     return metric_value(config.metric, truth, inputs, positive)

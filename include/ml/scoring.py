@@ -23,8 +23,9 @@ import pyarrow.parquet as pq
 
 from include.ml import storage
 from include.ml.config import FeatureSpec, PipelineConfig
-from include.ml.drift import level_label
 from include.ml.errors import BatchReadError, InputDataError
+from include.ml.evaluate import positive_class, positive_probability, proba_classes, proba_column
+from include.ml.feature_rules import FeatureRules
 
 SUMMARY_FILE = "_summary.json"  # a scoring date's totals, beside its predictions
 
@@ -69,45 +70,6 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise BatchReadError(f"scoring input {path} cannot be read: {exc}") from exc
 
 
-def _level_labels(raw: pd.Series) -> pd.Series:
-    """:func:`level_label` of every value, computed once per distinct value (a column has few levels)."""
-    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
-    labels = np.array([level_label(u) for u in uniques] + [None], dtype=object)
-    return pd.Series(labels[codes], index=raw.index, dtype=object)
-
-
-def _row_problems(chunk: pd.DataFrame, features: list[FeatureSpec]) -> tuple[pd.DataFrame, pd.Series]:
-    """The chunk with numeric features as float and levels as text, and each row's first problem ('' if none)."""
-    clean = chunk.copy(deep=False)  # columns are replaced below, never modified in place
-    problem = pd.Series("", index=chunk.index, dtype=object)
-    flagged = np.zeros(len(chunk), dtype=bool)
-
-    def flag(mask: pd.Series | np.ndarray, reason: str) -> None:
-        new = np.asarray(mask, dtype=bool) & ~flagged
-        if new.any():  # most checks flag nothing: skip the text column then
-            problem[new] = reason
-            flagged[new] = True
-
-    for spec in features:
-        raw = chunk[spec.name]
-        if spec.type == "numeric":
-            numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
-            flag(numbers.isna() & raw.notna(), f"{spec.name}: not a number")
-            flag(np.isinf(numbers.to_numpy()), f"{spec.name}: infinite")
-            if spec.min is not None:
-                flag(numbers < spec.min, f"{spec.name}: below minimum {spec.min:g}")
-            if spec.max is not None:
-                flag(numbers > spec.max, f"{spec.name}: above maximum {spec.max:g}")
-            clean[spec.name] = numbers
-        else:
-            present = raw.notna()
-            labels = _level_labels(raw).where(present, np.nan)
-            if spec.allowed is not None:
-                flag(present & ~labels.isin(spec.allowed), f"{spec.name}: not an allowed level")
-            clean[spec.name] = labels
-    return clean, problem
-
-
 def score_file(model, version: str, config: PipelineConfig, features: list[FeatureSpec], source: Path,
                output: Path, chunk_rows: int = 100_000, max_reject_share: float = 0.01) -> ScoringSummary:
     """Score ``source`` chunk by chunk with ``model``; write predictions to ``output`` (Parquet) and
@@ -124,6 +86,7 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
     tmp_output = output.with_name(f".{output.name}.{token}.tmp")
     tmp_rejects = rejects_path.with_name(f".{rejects_path.name}.{token}.tmp")
     names = [f.name for f in features]
+    rules = FeatureRules(features)
     summary = ScoringSummary(input=str(source), output=str(output), rejects=None, version=version)
     writers: dict[str, pq.ParquetWriter] = {}
     histogram = np.zeros(10, dtype=np.int64)
@@ -136,7 +99,7 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
                 raise InputDataError(f"scoring input {source} lacks column(s) {missing} the model {version} needs")
             summary.chunks += 1
             summary.rows += len(chunk)
-            clean, problem = _row_problems(chunk, features)
+            clean, problem = rules.row_problems(chunk)
             bad = problem != ""
             if bad.any():
                 rejected = chunk[bad].astype(str).assign(reject_reason=problem[bad].to_numpy())
@@ -153,9 +116,9 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
                 # one pass through the model: predict() is the arg-max of these probabilities
                 proba = model.predict_proba(x)
                 columns["prediction"] = pa.array(model.classes_[np.argmax(proba, axis=1)])
-                for index, label in enumerate(model.classes_):
-                    columns[f"proba_{label}"] = pa.array(proba[:, index])
-                score = proba[:, -1]
+                for index, label in enumerate(model.classes_):  # in classes_ order: see proba_classes
+                    columns[proba_column(label)] = pa.array(proba[:, index])
+                score = positive_probability(model, proba)
             else:
                 score = np.asarray(model.predict(x), dtype=float)
                 columns["prediction"] = pa.array(score)
@@ -232,12 +195,13 @@ def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
 
 
 def _prediction_scores(config: PipelineConfig, files: list[Path], version: str) -> np.ndarray:
-    """The watched score (last class's probability, or the prediction) of the rows ``version`` scored."""
+    """The watched score (the positive class's probability, or the prediction) of the rows ``version``
+    scored."""
     values = []
     for path in files:
         schema = pq.read_schema(path)
-        proba = [n for n in schema.names if n.startswith("proba_")]
-        column = proba[-1] if config.task == "classification" and proba else "prediction"
+        classes = proba_classes(schema.names)
+        column = proba_column(positive_class(classes)) if config.task == "classification" and classes else "prediction"
         if column not in schema.names or "model_version" not in schema.names:
             continue
         table = pq.read_table(path, columns=[column, "model_version"])

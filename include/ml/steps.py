@@ -171,7 +171,7 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     import joblib
     import pandas as pd
 
-    from include.ml.evaluate import holdout_metrics, metric_inputs, paired_bootstrap, quality_gates
+    from include.ml.evaluate import holdout_metrics, metric_inputs, paired_bootstrap, positive_class, quality_gates
 
     ws = _workspace(workspace)
     holdout = pd.read_parquet(ws.path(ws.HOLDOUT))
@@ -189,7 +189,7 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         else:
             champion_model = registry.load(champion_version)  # sha256 checked
             champion = holdout_metrics(champion_model, holdout, config, champion_features)
-            positive = candidate_model.classes_[1] if config.task == "classification" else None
+            positive = positive_class(candidate_model.classes_) if config.task == "classification" else None
             interval = paired_bootstrap(
                 holdout[config.target].to_numpy(), metric_inputs(candidate_model, holdout, config, names),
                 metric_inputs(champion_model, holdout, config, champion_features), config, positive)

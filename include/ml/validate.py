@@ -13,20 +13,18 @@ copied to the quarantine folder with the reasons beside it; the landing file is 
 from __future__ import annotations
 
 import datetime as dt
-import json
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from include.ml import storage
 from include.ml.config import FeatureSpec, PipelineConfig
 from include.ml.errors import BatchValidationError
+from include.ml.feature_rules import ERROR, WARNING, FeatureRules, as_numbers, finite_rule, number_rule
 
-WARNING = "warning"
-ERROR = "error"
+QUARANTINE_REASONS = "reasons.json"  # beside a quarantined batch: why it was refused
 
 
 @dataclass
@@ -67,33 +65,21 @@ def _failure(column: str | None, rule: str, rows: list, values: list, count: int
     }
 
 
-def _coerce_numeric(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, list[dict]]:
-    """Numeric columns as float64; values that are not numbers become failures, not silent NaN."""
+def _read(frame: pd.DataFrame, config: PipelineConfig, rules: FeatureRules) -> tuple[pd.DataFrame, list[dict]]:
+    """The batch with numeric features (and a regression target) as float64 and levels as text;
+    values that are not numbers become failures, not silent NaN."""
+    clean, broken = rules.read(frame)
+    if config.task == "regression" and config.target in frame.columns:
+        raw = frame[config.target]
+        clean[config.target], not_numbers = as_numbers(raw)
+        broken.append((number_rule(config.target), not_numbers))
     failures = []
-    frame = frame.copy()
-    for name in columns:
-        if name not in frame.columns:
-            continue
-        raw = frame[name]
-        numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
-        bad = numbers.isna() & raw.notna()
-        if bad.any():
-            failures.append(
-                _failure(name, "are not numbers", list(raw.index[bad]), list(raw[bad]), int(bad.sum()))
-            )
-        frame[name] = numbers
-    return frame, failures
-
-
-def _as_categorical(series: pd.Series) -> pd.Series:
-    """Category levels as plain strings (object dtype), missing as NaN.
-
-    Whole-number codes read as floats (a column of 1, 2, 3 with one gap) stay "1", not "1.0".
-    """
-    present = series.notna()
-    if pd.api.types.is_float_dtype(series) and (series[present] % 1 == 0).all():
-        series = series.astype("Int64")  # the same labels as drift.level_label gives
-    return series.astype(str).astype(object).where(present, np.nan)
+    for rule, mask in broken:
+        if mask.any():
+            raw = frame[rule.feature]
+            failures.append({**_failure(rule.feature, rule.message, list(raw.index[mask]), list(raw[mask]),
+                                        int(mask.sum())), "severity": rule.severity})
+    return clean, failures
 
 
 def build_schema(
@@ -106,45 +92,17 @@ def build_schema(
     ranges (with ``range_tolerance``) and known levels add warning checks.
     """
     rules = config.validation
-    share = rules.max_out_of_range_share
     policy: dict[str, str | float] = {}
 
     def check(built: pa.Check, severity: str | float) -> pa.Check:
         policy[built.error] = severity
         return built
 
-    reference = reference or {"numeric": {}, "categorical": {}}
+    feature_rules = FeatureRules(features, rules, reference)
     columns: dict[str, pa.Column] = {}
     for spec in features:
-        max_missing = rules.max_missing if spec.max_missing is None else spec.max_missing
-        checks = [
-            check(pa.Check(lambda s, limit=max_missing: bool(s.isna().mean() <= limit), element_wise=False,
-                           ignore_na=False, error=f"has more than {max_missing:.0%} missing values"), ERROR)
-        ]
-        if spec.type == "numeric":
-            checks.append(check(pa.Check(lambda s: ~np.isinf(s), error="are infinite"), ERROR))
-            if spec.min is not None:
-                checks.append(check(pa.Check.ge(spec.min, error=f"below minimum {spec.min:g}"), share))
-            if spec.max is not None:
-                checks.append(check(pa.Check.le(spec.max, error=f"above maximum {spec.max:g}"), share))
-            observed = reference["numeric"].get(spec.name)
-            if observed and observed.get("quantiles"):
-                low, high = observed["quantiles"][0], observed["quantiles"][-1]
-                slack = rules.range_tolerance * (high - low)
-                checks.append(check(pa.Check.ge(low - slack, error=f"below the training range "
-                                                f"(min {low:g}, tolerance {slack:g})"), WARNING))
-                checks.append(check(pa.Check.le(high + slack, error=f"above the training range "
-                                                f"(max {high:g}, tolerance {slack:g})"), WARNING))
-            columns[spec.name] = pa.Column("float64", nullable=True, checks=checks)
-        else:
-            if spec.allowed is not None:
-                checks.append(check(pa.Check.isin(spec.allowed, error=f"not among allowed levels {spec.allowed}"),
-                                    share))
-            known = reference["categorical"].get(spec.name)
-            if known and known.get("shares"):
-                checks.append(check(pa.Check.isin(list(known["shares"]), error="are levels training never saw"),
-                                    WARNING))
-            columns[spec.name] = pa.Column(nullable=True, checks=checks)
+        checks = [check(built, severity) for built, severity in feature_rules.checks(spec.name)]
+        columns[spec.name] = pa.Column("float64" if spec.type == "numeric" else None, nullable=True, checks=checks)
 
     if config.task == "classification":
         class_share = rules.min_class_share
@@ -158,9 +116,8 @@ def build_schema(
         ]
         columns[config.target] = pa.Column(nullable=False, checks=target_checks)
     else:
-        columns[config.target] = pa.Column(
-            "float64", nullable=False, checks=[check(pa.Check(lambda s: ~np.isinf(s), error="are infinite"), ERROR)]
-        )
+        finite = finite_rule(config.target)
+        columns[config.target] = pa.Column("float64", nullable=False, checks=[check(finite.check(), finite.severity)])
     for name in config.id_columns:
         columns.setdefault(name, pa.Column(nullable=True, required=True))
     min_rows = rules.min_rows
@@ -214,15 +171,7 @@ def check_batch(
     Returns the clean frame and the warnings; raises :class:`BatchValidationError` listing every
     error (and the warnings after them) when any error is found.
     """
-    numeric = [f.name for f in features if f.type == "numeric"]
-    if config.task == "regression":
-        numeric.append(config.target)
-    clean, failures = _coerce_numeric(frame, numeric)
-    for failure in failures:
-        failure["severity"] = ERROR
-    for spec in features:
-        if spec.type == "categorical" and spec.name in clean.columns:
-            clean[spec.name] = _as_categorical(clean[spec.name])
+    clean, failures = _read(frame, config, FeatureRules(features, config.validation))
     schema, policy = build_schema(config, features, reference)
     try:
         clean = schema.validate(clean, lazy=True)
@@ -257,13 +206,12 @@ def validate_frame(
 
 def quarantine(source: Path, destination: Path, failures: list[dict], context: dict) -> Path:
     """Copy ``source`` into ``destination`` with a ``reasons.json``; the source stays where it is."""
-    destination.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(source, destination / source.name)
+    storage.copy_file(source, destination / source.name)
     reasons = {
         "source": str(source),
         "quarantined_at": dt.datetime.now(dt.UTC).isoformat(),
         **context,
         "failures": failures,
     }
-    (destination / "reasons.json").write_text(json.dumps(reasons, indent=2, default=str))
+    storage.write_json(destination / QUARANTINE_REASONS, reasons)
     return destination

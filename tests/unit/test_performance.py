@@ -162,11 +162,11 @@ def test_a_version_registered_without_holdout_scores_has_no_prediction_reference
 def test_cli_measures_a_delivery_and_lists_the_history(credit_scored, capsys):
     _config, _, _ = credit_scored
     labels_date = (SCORED + dt.timedelta(days=2)).isoformat()
-    assert main(["performance", "--labels-date", labels_date]) == 0
+    assert main(["performance", "--pipeline", "credit_default", "--labels-date", labels_date]) == 0
     out = capsys.readouterr().out
     assert "600 row(s) in 1 file(s), 598 matched to predictions, 2 not" in out
     assert re.search(rf"^{labels_date}\s+{SCORED}\s+v0001\s+598\s+0\.\d{{4}}\s+0\.\d{{4}}\s+ok$", out, re.M), out
-    assert main(["performance", "--json"]) == 0
+    assert main(["performance", "--pipeline", "credit_default", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["rows"] == 598
 
 

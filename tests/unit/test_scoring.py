@@ -112,8 +112,8 @@ def test_cli_score_uses_production_and_reports_rows(production, tmp_path, capsys
     _, _, version, _, batch = production
     batch.to_parquet(tmp_path / "in.parquet", index=False)
 
-    code = main(["score", "--input", str(tmp_path / "in.parquet"), "--output", str(tmp_path / "p.parquet"),
-                 "--chunk-rows", "250", "--json"])
+    code = main(["score", "--pipeline", "credit_default", "--input", str(tmp_path / "in.parquet"),
+                 "--output", str(tmp_path / "p.parquet"), "--chunk-rows", "250", "--json"])
 
     summary = json.loads(capsys.readouterr().out)
     assert code == 0
