@@ -34,7 +34,8 @@ def _now() -> str:
 class ModelRegistry:
     """The versions of one pipeline's model and which one is in production."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, pipeline: str | None = None):
+        self.pipeline = pipeline  # named in messages that suggest a command
         self.layout = RegistryLayout(root)
         self.root = self.layout.root
         self.versions_dir = self.layout.versions
@@ -84,7 +85,7 @@ class ModelRegistry:
         if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
             raise RegistryError(
                 f"{version!r} is not a version id (expected 'v' and digits, e.g. v0001); "
-                f"list versions with `python -m include.ml models list`"
+                f"list versions with `python -m include.ml models list --pipeline {self.pipeline or '<pipeline>'}`"
             )
         folder = self.versions_dir / version
         if not (folder / METADATA).is_file():
@@ -239,7 +240,8 @@ class ModelRegistry:
             if current != expected:
                 raise RegistryError(
                     f"production is {current}, not {expected} as expected: another change won. "
-                    f"Nothing was switched; check `python -m include.ml models history` and retry."
+                    f"Nothing was switched; check `python -m include.ml models history --pipeline "
+                    f"{self.pipeline or '<pipeline>'}` and retry."
                 )
             if version == current:
                 raise RegistryError(f"{version} is already production; nothing was switched")

@@ -48,7 +48,7 @@ def _workspace(workspace: RunWorkspace | Path) -> RunWorkspace:
 
 def registry_for(config: PipelineConfig) -> ModelRegistry:
     """The model registry of a pipeline."""
-    return ModelRegistry(config.registry_path)
+    return ModelRegistry(config.registry_path, config.name)
 
 
 def extract(config: PipelineConfig, workspace: RunWorkspace | Path, ds: str, source: Path | None = None) -> dict:

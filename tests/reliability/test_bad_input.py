@@ -380,12 +380,12 @@ def test_a_version_that_is_not_a_version_is_refused_and_nothing_changes(version:
     config = get_pipeline("credit_default")
     before = Registry.of(config)
 
-    code = main(["models", "promote", version, "--reason", "reliability catalogue"])
+    code = main(["models", "promote", version, "--pipeline", "credit_default", "--reason", "reliability catalogue"])
 
     assert code == 1
     error = capsys.readouterr().err
     assert f"error: {version!r} is not a version id (expected 'v' and digits, e.g. v0001)" in error
-    assert "list versions with `python -m include.ml models list`" in error
+    assert "list versions with `python -m include.ml models list --pipeline credit_default`" in error
     assert Registry.of(config) == before
 
 
