@@ -1,6 +1,8 @@
 """Pipeline configs: one YAML file per pipeline, loaded and validated here and nowhere else.
 
-Cheap to import (pydantic and yaml only): DAG files call it while parsing.
+Cheap to import (pydantic and yaml only; the estimator registry names scikit-learn classes without
+importing them): DAG files call it while parsing. Each task has its own config class, so the JSON Schema
+(:mod:`include.ml.config_reference`) lists the estimators and metrics a pipeline of that task may choose.
 """
 
 from __future__ import annotations
@@ -156,6 +158,8 @@ class ModelConfig(_Strict):
     @field_validator("estimator", mode="before")
     @classmethod
     def _offered_for_task(cls, value: Any) -> Any:
+        if not hasattr(cls, "task"):  # the base class, not validated on its own
+            return value
         if value not in ESTIMATORS[cls.task]:
             choices = sorted(ESTIMATORS[cls.task])
             raise PydanticCustomError(
