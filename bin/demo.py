@@ -185,7 +185,8 @@ Where things are:
   scoring          {data_root / 'scoring' / PIPELINE} -> {data_root / 'predictions' / PIPELINE}
   labels           {data_root / 'labels' / PIPELINE}
   Airflow logs     {Path(env['AIRFLOW_HOME']) / 'logs'}   (demo output: {logs})
-Next: `make airflow` for the UI, `.venv/bin/python -m include.ml models list --pipeline credit_default` for the registry.""")
+Next: `make airflow` for the UI,
+  `.venv/bin/python -m include.ml models list --pipeline {PIPELINE}` for the registry.""")
     return 1 if failed else 0
 
 
