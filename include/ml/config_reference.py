@@ -124,9 +124,9 @@ class _Walker:
         elif "enum" in target:
             text = "one of " + ", ".join(_code(value) for value in target["enum"])
         elif target.get("type") == "array":
-            text = f"list of {self.type_of(target['items'])}"
-            if "properties" in self.resolve(target["items"]):
-                text = "list of mappings (keys below)"
+            items = target["items"]
+            text = "list of mappings (keys below)" if "properties" in self.resolve(items) else \
+                f"list of {self.type_of(items)}"
         elif target.get("type") == "object":
             extra = target.get("additionalProperties")
             text = f"mapping of names to {self.type_of(extra)}" if isinstance(extra, dict) else "mapping"
@@ -150,8 +150,7 @@ class _Walker:
             return "required"
         if "default" not in node:
             return "-"
-        if self.child(node) is not None and isinstance(node["default"], dict) and "properties" in self.resolve(
-                node):
+        if isinstance(node["default"], dict) and "properties" in self.resolve(node):  # a section left out
             return "the defaults below"
         return _code(node["default"])
 
@@ -188,7 +187,9 @@ def sections() -> list[SectionReference]:
     first, merged = per_task[TASKS[0]], []
     for index, section in enumerate(first):
         variants = {task: found[index] for task, found in per_task.items()}
-        assert all(v.path == section.path for v in variants.values()), "the tasks' configs differ in shape"
+        paths = [k.path for k in section.keys]
+        if any(v.path != section.path or [k.path for k in v.keys] != paths for v in variants.values()):
+            raise ValueError(f"the tasks' configs differ in shape at {section.path or 'the top level'!r}")
         keys = []
         for position, key in enumerate(section.keys):
             versions = {task: v.keys[position] for task, v in variants.items()}
