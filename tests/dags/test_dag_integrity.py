@@ -91,11 +91,16 @@ def test_model_ops_trigger_form_offers_the_pipelines_and_refuses_non_versions_in
 
 @pytest.mark.parametrize("dag_id", _dag_ids())
 def test_drift_check_branches_to_promote_hold_or_reject_and_report_survives_skips(dagbag, dag_id):
+    from include.ml.steps import BRANCH_STEP, BRANCHES, STEPS
+
     dag = dagbag.dags[dag_id]
-    order = ["extract", "validate", "train", "evaluate", "drift_check"]
-    for upstream, downstream in itertools.pairwise(order):
+    # the DAG's tasks are the library's steps in the library's order, the branch step fanned out
+    before, after = STEPS[:STEPS.index(BRANCH_STEP)], STEPS[STEPS.index(BRANCH_STEP) + 1:]
+    assert set(dag.task_ids) == {*before, *BRANCHES, *after}
+    for upstream, downstream in itertools.pairwise(before):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
-    branch = dag.get_task("drift_check")
+    branch = dag.get_task(before[-1])
+    assert branch.task_id == "drift_check"
     assert branch.downstream_task_ids == {"promote", "hold", "reject"}
     assert "Branch" in type(branch).__name__
     for name in ("promote", "hold", "reject"):
