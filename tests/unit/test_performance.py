@@ -10,11 +10,14 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss, roc_auc_score
 
 from include.ml import paths, performance, scoring
 from include.ml.cli import main
+from include.ml.config import FeatureSpec
 from include.ml.errors import InputDataError
+from include.ml.evaluate import holdout_metrics, positive_class, prediction_values, proba_classes
 from include.ml.simulate import write_batches, write_scoring_batches
 from include.ml.steps import registry_for
 
@@ -179,3 +182,57 @@ def test_simulate_scoring_writes_partitions_and_late_labels(capsys, ml_home):
         "2026-01-04-scored-2026-01-02.csv", "2026-01-05-scored-2026-01-03.csv"]
     first = pd.read_csv(ml_home / "scoring" / "credit_default" / "2026-01-02" / "part-000.csv")
     assert "default" not in first.columns and first["age"].tolist()[:2] == ["unknown", first["age"][1]]
+
+
+# -- the positive class ---------------------------------------------------------------------
+
+
+def _two_class_delivery(config, classes: tuple, tmp_path, monkeypatch) -> tuple:
+    """A binary classifier trained on a target of ``classes`` (low class first), the predictions
+    score_file wrote for 400 rows on SCORED, and their labels delivered two days later. The model
+    is not registered: its validation score reads as unknown."""
+    monkeypatch.setattr(performance.ModelRegistry, "metadata", lambda self, version: {"metrics": {}})
+    rng = np.random.default_rng(7)
+    rows = pd.DataFrame({"customer_id": [f"c{i:03d}" for i in range(400)], "x1": rng.normal(size=400),
+                         "x2": rng.normal(size=400)})
+    signal = rows["x1"] + rng.normal(scale=0.8, size=400)
+    target = np.where(signal > 0, classes[1], classes[0])
+    model = LogisticRegression().fit(rows[["x1", "x2"]], target)
+    features = [FeatureSpec(name="x1", type="numeric"), FeatureSpec(name="x2", type="numeric")]
+    rows.to_parquet(tmp_path / "rows.parquet", index=False)
+    out = paths.resolve(config.scoring.output_dir.format(pipeline=config.name, ds=SCORED.isoformat()))
+    scoring.score_file(model, "v0001", config, features, tmp_path / "rows.parquet", out / "part-000.parquet")
+    labels_date = (SCORED + dt.timedelta(days=2)).isoformat()
+    performance.labels_dir(config).mkdir(parents=True, exist_ok=True)
+    labels = rows[["customer_id"]].assign(**{config.target: target})
+    labels.to_csv(performance.labels_dir(config) / f"{labels_date}.csv", index=False)
+    predictions = pd.read_parquet(out / "part-000.parquet")
+    return model, rows.assign(**{config.target: target}), predictions, labels_date
+
+
+@pytest.mark.parametrize(("classes", "positive"), [((2, 10), 10), (("no", "yes"), "yes")])
+def test_the_positive_class_is_the_models_second_class_everywhere(credit_config, tmp_path, monkeypatch, classes,
+                                                                    positive):
+    model, rows, predictions, labels_date = _two_class_delivery(credit_config, classes, tmp_path, monkeypatch)
+    truth = rows[credit_config.target].to_numpy() == positive
+    expected = roc_auc_score(truth, predictions[f"proba_{positive}"])
+
+    assert list(model.classes_) == list(classes) and positive_class(model.classes_) == positive
+    assert proba_classes(predictions.columns) == [str(c) for c in classes]  # the model's order, not the text sort
+    [record] = performance.measure(credit_config, labels_date)["records"]
+    assert record["value"] == pytest.approx(expected, abs=1e-12) and record["value"] > 0.7
+    assert holdout_metrics(model, rows, credit_config, ["x1", "x2"])["roc_auc"] == pytest.approx(expected, abs=1e-12)
+    np.testing.assert_allclose(prediction_values(model, rows[["x1", "x2"]], "classification"),
+                               predictions[f"proba_{positive}"])
+    files = [paths.resolve(f"predictions/{credit_config.name}/{SCORED}/part-000.parquet")]
+    np.testing.assert_allclose(scoring._prediction_scores(credit_config, files, "v0001"),
+                               predictions[f"proba_{positive}"])
+
+
+def test_realised_log_loss_with_classes_2_and_10_reads_10_as_positive(credit_config, tmp_path, monkeypatch):
+    config = credit_config.model_copy(update={"metric": "log_loss"})
+    _model, rows, predictions, labels_date = _two_class_delivery(config, (2, 10), tmp_path, monkeypatch)
+
+    [record] = performance.measure(config, labels_date)["records"]
+
+    assert record["value"] == pytest.approx(log_loss(rows["default"] == 10, predictions["proba_10"]), abs=1e-12)
