@@ -324,24 +324,22 @@ def _actor() -> str:
         return f"cli:uid-{os.getuid()}"
 
 
-def cmd_models_promote(args: argparse.Namespace) -> int:
+def _change_production(args: argparse.Namespace, action: str, version: str | None, done: str) -> int:
+    """Plan and apply a manual promote or rollback through :mod:`include.ml.model_ops`."""
     from include.ml import model_ops
 
     config = get_pipeline(args.pipeline)
-    plan = model_ops.plan_change(config, "promote", args.version, args.reason, _actor())
-    entry = model_ops.apply_change(config, plan)
-    _emit(args, entry, f"production: {entry['from'] or '-'} -> {entry['to']} ({entry['reason']})")
+    entry = model_ops.apply_change(config, model_ops.plan_change(config, action, version, args.reason, _actor()))
+    _emit(args, entry, f"{done} {entry['from'] or '-'} -> {entry['to']} ({entry['reason']})")
     return 0
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    return _change_production(args, "promote", args.version, "production:")
 
 
 def cmd_models_rollback(args: argparse.Namespace) -> int:
-    from include.ml import model_ops
-
-    config = get_pipeline(args.pipeline)
-    plan = model_ops.plan_change(config, "rollback", args.to, args.reason, _actor())
-    entry = model_ops.apply_change(config, plan)
-    _emit(args, entry, f"rolled back: production {entry['from']} -> {entry['to']} ({entry['reason']})")
-    return 0
+    return _change_production(args, "rollback", args.to, "rolled back: production")
 
 
 def cmd_models_history(args: argparse.Namespace) -> int:
