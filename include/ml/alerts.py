@@ -1,4 +1,5 @@
-"""The pipeline's alert emails: subject and HTML body for each event, from plain dicts.
+"""The pipeline's alert emails: subject and HTML body for each event, from plain dicts; the body is
+``templates/email.html.j2`` (autoescaped), with the dashboard's comparison and drift tables.
 
 Every email names the pipeline, the run and the logical date, says what happened and what to
 do, and points to its section of RUNBOOK.md. Sending is the orchestrator's job (Airflow's

@@ -74,14 +74,14 @@ def _record(workspace, record):
 
 
 def scoring_history(config: PipelineConfig) -> list[dict]:
-    """Batch-scoring summaries, oldest first (``scoring.jsonl``)."""
+    """Batch-scoring summaries, oldest first (the registry's scoring history)."""
     from include.ml.scoring import history
 
     return history(config)
 
 
 def performance_history(config: PipelineConfig) -> list[dict]:
-    """Realised-performance records, oldest first (``performance.jsonl``)."""
+    """Realised-performance records, oldest first (the registry's performance history)."""
     from include.ml.performance import history
 
     return history(config)

@@ -68,7 +68,7 @@ def test_the_body_lists_the_decision_facts(monkeypatch):
     body = alerts.outcome_email(outcome("promote", champion_score=None)).html
 
     assert "<th align='left' style='padding:2px 12px 2px 0'>candidate roc_auc</th><td>0.8123</td>" in body
-    assert "<th align='left' style='padding:2px 12px 2px 0'>production roc_auc</th><td>–</td>" in body  # nothing, as everywhere
+    assert "<th align='left' style='padding:2px 12px 2px 0'>production roc_auc</th><td>–</td>" in body
     assert "scheduled__2026-01-03T00:00:00+00:00" in body
     assert "<td>quality gates passed</td>" in body
     assert "RUNBOOK.md#alert-model-promoted" in body
