@@ -25,15 +25,11 @@ from include.ml.config import PipelineConfig
 from include.ml.errors import BatchReadError, InputDataError
 from include.ml.evaluate import metric_value, positive_class, proba_classes, proba_column
 from include.ml.feature_rules import level_label
-from include.ml.paths import resolve
+from include.ml.paths import labels_dir, predictions_dir
 from include.ml.registry import ModelRegistry
+from include.ml.scoring import is_predictions_file
 
 BREACHES = ("below_floor", "below_validation")
-
-
-def labels_dir(config: PipelineConfig) -> Path:
-    """The labels landing folder of a pipeline."""
-    return resolve(config.performance.labels_dir.format(pipeline=config.name))
 
 
 def label_files(config: PipelineConfig, ds: str) -> list[Path]:
@@ -77,9 +73,9 @@ def _prediction_files(config: PipelineConfig, ds: str) -> list[tuple[str, Path]]
     found = []
     for offset in range(config.performance.lookback_days, -1, -1):
         day = (end - dt.timedelta(days=offset)).isoformat()
-        folder = resolve(config.scoring.output_dir.format(pipeline=config.name, ds=day))
+        folder = predictions_dir(config, day)
         if folder.is_dir():
-            found += [(day, p) for p in sorted(folder.glob("*.parquet")) if not p.name.endswith(".rejects.parquet")]
+            found += [(day, p) for p in sorted(folder.iterdir()) if is_predictions_file(p)]
     return found
 
 

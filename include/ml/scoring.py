@@ -9,9 +9,8 @@ and renamed into place at the end; when rejects exceed ``max_reject_share`` noth
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +27,17 @@ from include.ml.evaluate import positive_class, positive_probability, proba_clas
 from include.ml.feature_rules import FeatureRules
 
 SUMMARY_FILE = "_summary.json"  # a scoring date's totals, beside its predictions
+REJECTS_SUFFIX = ".rejects.parquet"  # a predictions file's rejected rows, beside it: part-000.rejects.parquet
+
+
+def rejects_file(output: Path) -> Path:
+    """Where the rejected rows of predictions file ``output`` go."""
+    return output.with_name(f"{output.stem}{REJECTS_SUFFIX}")
+
+
+def is_predictions_file(path: Path) -> bool:
+    """Whether ``path`` in a predictions folder holds predictions (not rejects, not the summary)."""
+    return path.suffix == ".parquet" and not path.name.endswith(REJECTS_SUFFIX)
 
 
 class TooManyRejectsError(InputDataError):
@@ -73,18 +83,14 @@ def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 def score_file(model, version: str, config: PipelineConfig, features: list[FeatureSpec], source: Path,
                output: Path, chunk_rows: int = 100_000, max_reject_share: float = 0.01) -> ScoringSummary:
     """Score ``source`` chunk by chunk with ``model``; write predictions to ``output`` (Parquet) and
-    rejected rows, with their reason, to ``<output stem>.rejects.parquet``.
+    rejected rows, with their reason, to :func:`rejects_file` (``<output stem>.rejects.parquet``).
 
     Predictions carry the id columns, ``prediction``, ``proba_<class>`` for classifiers,
     ``model_version`` and ``scored_at``. Raises :class:`TooManyRejectsError` (nothing published)
     when more than ``max_reject_share`` of the rows are rejected.
     """
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    rejects_path = output.with_name(f"{output.stem}.rejects.parquet")
-    token = uuid.uuid4().hex
-    tmp_output = output.with_name(f".{output.name}.{token}.tmp")
-    tmp_rejects = rejects_path.with_name(f".{rejects_path.name}.{token}.tmp")
+    rejects = rejects_file(output)
     names = [f.name for f in features]
     rules = FeatureRules(features)
     summary = ScoringSummary(input=str(source), output=str(output), rejects=None, version=version)
@@ -93,66 +99,66 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
     total = 0.0
     scored_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     try:
-        for chunk in iter_chunks(source, chunk_rows):
-            missing = sorted(set(names + config.id_columns) - set(chunk.columns))
-            if missing:
-                raise InputDataError(f"scoring input {source} lacks column(s) {missing} the model {version} needs")
-            summary.chunks += 1
-            summary.rows += len(chunk)
-            clean, problem = rules.row_problems(chunk)
-            bad = problem != ""
-            if bad.any():
-                rejected = chunk[bad].astype(str).assign(reject_reason=problem[bad].to_numpy())
-                _write(writers, "rejects", tmp_rejects, rejected)
-                for reason, count in problem[bad].value_counts().items():
-                    summary.reject_reasons[reason] = summary.reject_reasons.get(reason, 0) + int(count)
-                summary.rejected += int(bad.sum())
-            good = clean[~bad] if bad.any() else clean
-            if good.empty:
-                continue
-            x = good[names]
-            columns = {c: pa.array(good[c].to_numpy()) for c in config.id_columns}
-            if config.task == "classification":
-                # one pass through the model: predict() is the arg-max of these probabilities
-                proba = model.predict_proba(x)
-                columns["prediction"] = pa.array(model.classes_[np.argmax(proba, axis=1)])
-                for index, label in enumerate(model.classes_):  # in classes_ order: see proba_classes
-                    columns[proba_column(label)] = pa.array(proba[:, index])
-                score = positive_probability(model, proba)
-            else:
-                score = np.asarray(model.predict(x), dtype=float)
-                columns["prediction"] = pa.array(score)
-            constant = pa.array(np.zeros(len(good), dtype=np.int32))
-            columns["model_version"] = pa.DictionaryArray.from_arrays(constant, pa.array([version]))
-            columns["scored_at"] = pa.DictionaryArray.from_arrays(constant, pa.array([scored_at]))
-            _write_table(writers, "predictions", tmp_output, pa.table(columns))
-            summary.scored += len(good)
-            total += float(np.sum(score))
-            if config.task == "classification":
-                histogram += np.histogram(score, bins=10, range=(0.0, 1.0))[0]
-        share = summary.rejected / summary.rows if summary.rows else 0.0
-        if share > max_reject_share:
-            raise TooManyRejectsError(
-                f"{summary.rejected} of {summary.rows} rows of {source} ({share:.1%}) failed validation, more "
-                f"than the allowed {max_reject_share:.1%}; nothing was published. Reasons: {summary.reject_reasons}"
-            )
-        for writer in writers.values():
-            writer.close()
-        writers.clear()
-        if not tmp_output.exists():  # every row rejected (within the allowed share) or an empty input
-            pq.write_table(pa.table({"prediction": pa.array([], pa.float64())}), tmp_output)
-        os.replace(tmp_output, output)
-        if tmp_rejects.exists():
-            os.replace(tmp_rejects, rejects_path)
-            summary.rejects = str(rejects_path)
+        # each file is renamed into place when the block ends cleanly, removed when it raises
+        with contextlib.ExitStack() as publish:
+            tmp_output, tmp_rejects = publish.enter_context(storage.atomic_path(output)), None
+            for chunk in iter_chunks(source, chunk_rows):
+                missing = sorted(set(names + config.id_columns) - set(chunk.columns))
+                if missing:
+                    raise InputDataError(f"scoring input {source} lacks column(s) {missing} the model {version} needs")
+                summary.chunks += 1
+                summary.rows += len(chunk)
+                clean, problem = rules.row_problems(chunk)
+                bad = problem != ""
+                if bad.any():
+                    rejected = chunk[bad].astype(str).assign(reject_reason=problem[bad].to_numpy())
+                    if tmp_rejects is None:
+                        tmp_rejects = publish.enter_context(storage.atomic_path(rejects))
+                    _write(writers, "rejects", tmp_rejects, rejected)
+                    for reason, count in problem[bad].value_counts().items():
+                        summary.reject_reasons[reason] = summary.reject_reasons.get(reason, 0) + int(count)
+                    summary.rejected += int(bad.sum())
+                good = clean[~bad] if bad.any() else clean
+                if good.empty:
+                    continue
+                x = good[names]
+                columns = {c: pa.array(good[c].to_numpy()) for c in config.id_columns}
+                if config.task == "classification":
+                    # one pass through the model: predict() is the arg-max of these probabilities
+                    proba = model.predict_proba(x)
+                    columns["prediction"] = pa.array(model.classes_[np.argmax(proba, axis=1)])
+                    for index, label in enumerate(model.classes_):  # in classes_ order: see proba_classes
+                        columns[proba_column(label)] = pa.array(proba[:, index])
+                    score = positive_probability(model, proba)
+                else:
+                    score = np.asarray(model.predict(x), dtype=float)
+                    columns["prediction"] = pa.array(score)
+                constant = pa.array(np.zeros(len(good), dtype=np.int32))
+                columns["model_version"] = pa.DictionaryArray.from_arrays(constant, pa.array([version]))
+                columns["scored_at"] = pa.DictionaryArray.from_arrays(constant, pa.array([scored_at]))
+                _write_table(writers, "predictions", tmp_output, pa.table(columns))
+                summary.scored += len(good)
+                total += float(np.sum(score))
+                if config.task == "classification":
+                    histogram += np.histogram(score, bins=10, range=(0.0, 1.0))[0]
+            share = summary.rejected / summary.rows if summary.rows else 0.0
+            if share > max_reject_share:
+                raise TooManyRejectsError(
+                    f"{summary.rejected} of {summary.rows} rows of {source} ({share:.1%}) failed validation, more "
+                    f"than the allowed {max_reject_share:.1%}; nothing was published. Reasons: {summary.reject_reasons}"
+                )
+            for writer in writers.values():
+                writer.close()
+            writers.clear()
+            if not tmp_output.exists():  # every row rejected (within the allowed share) or an empty input
+                pq.write_table(pa.table({"prediction": pa.array([], pa.float64())}), tmp_output)
+        summary.rejects = None if tmp_rejects is None else str(rejects)
         summary.prediction_mean = total / summary.scored if summary.scored else None
         summary.prediction_histogram = {f"{i / 10:.1f}-{(i + 1) / 10:.1f}": int(c) for i, c in enumerate(histogram)}
         return summary
     finally:
         for writer in writers.values():
             writer.close()
-        for leftover in (tmp_output, tmp_rejects):
-            leftover.unlink(missing_ok=True)
 
 
 def _write(writers: dict[str, pq.ParquetWriter], key: str, path: Path, frame: pd.DataFrame) -> None:
@@ -170,9 +176,9 @@ def _write_table(writers: dict[str, pq.ParquetWriter], key: str, path: Path, tab
 
 def partitions(config: PipelineConfig, ds: str) -> list[str]:
     """The partition files (CSV or Parquet) delivered for logical date ``ds``, sorted."""
-    from include.ml.paths import resolve
+    from include.ml.paths import scoring_inbox
 
-    folder = resolve(config.scoring.input_dir.format(pipeline=config.name, ds=ds))
+    folder = scoring_inbox(config, ds)
     if not folder.is_dir():
         return []
     return sorted(str(p) for p in folder.iterdir() if p.suffix in {".csv", ".parquet", ".pq"} and p.is_file())
@@ -180,7 +186,7 @@ def partitions(config: PipelineConfig, ds: str) -> list[str]:
 
 def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
     """Score one partition with the production model (sha256 checked); return its summary."""
-    from include.ml.paths import resolve
+    from include.ml.paths import predictions_dir
     from include.ml.registry import ModelRegistry
 
     registry = ModelRegistry(config.registry_path)
@@ -188,7 +194,7 @@ def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
     if version is None:
         raise InputDataError(f"pipeline {config.name!r} has no production model to score with")
     features = [FeatureSpec.model_validate(f) for f in registry.metadata(version)["features"]]
-    output = resolve(config.scoring.output_dir.format(pipeline=config.name, ds=ds)) / f"{Path(source).stem}.parquet"
+    output = predictions_dir(config, ds) / f"{Path(source).stem}.parquet"
     summary = score_file(registry.load(version), version, config, features, Path(source), output,
                          chunk_rows=config.scoring.chunk_rows, max_reject_share=config.scoring.max_reject_share)
     return summary.to_dict()
@@ -216,7 +222,7 @@ def summarise(config: PipelineConfig, ds: str, summaries: list[dict], run_id: st
     and appended to the pipeline's scoring history (``scoring.jsonl`` in the registry)."""
 
     from include.ml.drift import prediction_drift
-    from include.ml.paths import resolve
+    from include.ml.paths import predictions_dir
     from include.ml.registry import ModelRegistry
 
     total = {
@@ -250,8 +256,7 @@ def summarise(config: PipelineConfig, ds: str, summaries: list[dict], run_id: st
         worst = max(by_version, key=lambda v: order.get(by_version[v]["verdict"], 0))
         total["prediction_drift"] = {**by_version[worst], "by_version": by_version}
     total["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    folder = resolve(config.scoring.output_dir.format(pipeline=config.name, ds=ds))
-    storage.write_json(folder / SUMMARY_FILE, total)
+    storage.write_json(predictions_dir(config, ds) / SUMMARY_FILE, total)
     storage.append_jsonl(config.registry_layout.scoring_history, total)
     return total
 

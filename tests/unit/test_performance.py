@@ -200,12 +200,12 @@ def _two_class_delivery(config, classes: tuple, tmp_path, monkeypatch) -> tuple:
     model = LogisticRegression().fit(rows[["x1", "x2"]], target)
     features = [FeatureSpec(name="x1", type="numeric"), FeatureSpec(name="x2", type="numeric")]
     rows.to_parquet(tmp_path / "rows.parquet", index=False)
-    out = paths.resolve(config.scoring.output_dir.format(pipeline=config.name, ds=SCORED.isoformat()))
+    out = paths.predictions_dir(config, SCORED.isoformat())
     scoring.score_file(model, "v0001", config, features, tmp_path / "rows.parquet", out / "part-000.parquet")
     labels_date = (SCORED + dt.timedelta(days=2)).isoformat()
-    performance.labels_dir(config).mkdir(parents=True, exist_ok=True)
+    paths.labels_dir(config).mkdir(parents=True, exist_ok=True)
     labels = rows[["customer_id"]].assign(**{config.target: target})
-    labels.to_csv(performance.labels_dir(config) / f"{labels_date}.csv", index=False)
+    labels.to_csv(paths.labels_dir(config) / f"{labels_date}.csv", index=False)
     predictions = pd.read_parquet(out / "part-000.parquet")
     return model, rows.assign(**{config.target: target}), predictions, labels_date
 
