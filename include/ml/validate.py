@@ -87,9 +87,11 @@ def build_schema(
 ) -> tuple[pa.DataFrameSchema, dict[str, str | float]]:
     """The pandera schema of a batch, and the severity policy of each check (by its message).
 
-    A policy is ``"error"``, ``"warning"``, or a share: an error when more than that share of rows
-    fail, a warning otherwise. ``reference`` is a stored reference profile (as a dict): its observed
-    ranges (with ``range_tolerance``) and known levels add warning checks.
+    The features' checks are their :class:`~include.ml.feature_rules.FeatureRules` (the rules scoring
+    applies row by row); the target, id columns and batch size are checked here. A policy is
+    ``"error"``, ``"warning"``, or a share: an error when more than that share of rows fail, a
+    warning otherwise. ``reference`` is a stored reference profile (as a dict): its observed ranges
+    (with ``range_tolerance``) and known levels add warning checks.
     """
     rules = config.validation
     policy: dict[str, str | float] = {}

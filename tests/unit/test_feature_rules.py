@@ -73,3 +73,19 @@ def test_rule_severities_follow_the_validation_settings_and_the_reference():
         "below the training range (min 20, tolerance 4)": WARNING,
         "above the training range (max 60, tolerance 4)": WARNING}
     assert [r.reason for r in rules["plan"]] == [None, "plan: not an allowed level", None]  # rows: declared rules only
+
+
+def test_validation_scoring_and_drift_read_a_mixed_level_column_the_same_way(credit_config):
+    from include.ml.drift import ReferenceProfile
+
+    config = credit_config.model_copy(update={"target": "y", "id_columns": [], "validation": ValidationRules(
+        min_rows=1)})
+    batch = pd.DataFrame({"age": [30.0] * 4, "plan": pd.Series([2.0, "2", "gold", None], dtype=object),
+                          "y": [0, 1, 0, 1]})
+
+    validated = check_batch(batch, config, SPECS).frame["plan"]
+    scored = FeatureRules(SPECS).row_problems(batch)[0]["plan"]
+    profiled = ReferenceProfile().fit(batch, SPECS).categorical_["plan"]["shares"]
+
+    assert validated.tolist()[:3] == scored.tolist()[:3] == ["2", "2", "gold"]
+    assert pd.isna(validated.iloc[3]) and pd.isna(scored.iloc[3]) and set(profiled) == {"2", "gold"}
