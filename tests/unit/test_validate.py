@@ -267,6 +267,19 @@ def test_a_few_values_outside_a_declared_range_warn_and_the_batch_passes(credit_
     assert len(result.frame) == len(credit_frame)
 
 
+def test_rows_repeating_an_earlier_row_exactly_warn_and_a_near_copy_does_not(credit_frame, credit_config):
+    repeated = pd.concat([credit_frame, credit_frame.iloc[[3, 10]]], ignore_index=True)
+    near = credit_frame.iloc[[20]].assign(age=credit_frame.loc[20, "age"] + 1)
+    batch = pd.concat([repeated, near], ignore_index=True)
+
+    result = check_batch(batch, credit_config, credit_config.features)
+
+    [warning] = [w for w in result.warnings if w["rule"] == "repeat an earlier row exactly"]
+    last = len(credit_frame)
+    assert (warning["count"], warning["rows"]) == (2, [last, last + 1])
+    assert warning["message"].startswith(f"batch: 2 rows repeat an earlier row exactly (first rows: {last}, {last + 1}")
+
+
 @pytest.mark.parametrize(("rows", "severity"), [(8, "warning"), (9, "error")], ids=["1.00%", "1.12%"])
 def test_out_of_range_values_are_an_error_only_above_max_out_of_range_share(
     credit_frame, credit_config, rows: int, severity: str
