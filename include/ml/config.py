@@ -32,7 +32,8 @@ from include.ml.paths import PIPELINES_DIR, resolve
 
 # task -> metric -> greater is better; the order is the order the schema and docs list them in
 METRICS: dict[str, dict[str, bool]] = {
-    "classification": {"roc_auc": True, "accuracy": True, "f1": True, "average_precision": True, "log_loss": False},
+    "classification": {"roc_auc": True, "accuracy": True, "balanced_accuracy": True, "f1": True,
+                       "average_precision": True, "log_loss": False},
     "regression": {"rmse": False, "mae": False, "r2": True},
 }
 
@@ -115,7 +116,16 @@ class ValidationRules(_Strict):
     min_rows: int = Field(default=100, ge=1, description="a batch with fewer rows fails validation")
     max_missing: float = Field(default=0.5, ge=0, le=1, description="default per-feature missing share")
     min_class_share: float = Field(
-        default=0.01, ge=0, lt=0.5, description="classification: every class of the target needs this share of rows"
+        default=0.01, ge=0, lt=0.5,
+        description="classification: each class of the target needs this share of the labelled rows",
+    )
+    unlabelled: Literal["drop", "error"] = Field(
+        default="drop",
+        description="rows whose target is missing: drop (left out of training, counted in the run summary) "
+                    "or error (the batch fails validation)",
+    )
+    max_unlabelled_share: float = Field(
+        default=0.1, ge=0, le=1, description="with unlabelled: drop, a share of unlabelled rows above this warns",
     )
     max_out_of_range_share: float = Field(
         default=0.01, ge=0, le=1,
@@ -319,7 +329,7 @@ class AlertConfig(_Strict):
 class SimulationConfig(_Strict):
     """The embedded data generator that `python -m include.ml simulate` lands batches from (demo and tests)."""
 
-    generator: Literal["credit_default", "house_prices"] = Field(description="which built-in generator")
+    generator: Literal["credit_default", "house_prices", "digits"] = Field(description="which built-in generator")
     rows_per_day: int = Field(default=2000, ge=10, description="rows of a training batch")
     seed: int = Field(default=7, description="seeds the generator; a day's batch is the same on every run")
     drift_from: dt.date | None = Field(default=None, description="from this date on, the generated data drifts")
@@ -370,6 +380,12 @@ class PipelineConfig(_Strict):
     validation: ValidationRules = Field(default=ValidationRules(), description="what a training batch must meet")
     model: ModelConfig = Field(description="the estimator and how it is fitted")
     metric: str = Field(description="the primary metric the gates and performance alerts judge")
+    positive_label: str | int | bool | None = Field(
+        default=None,
+        description="binary classification only: the class whose probability roc_auc, average_precision, f1 and "
+        "the positive-class column judge (default: the second label in sorted order); compared as text with the "
+        "target's labels, so 1 finds the label 1 or '1'",
+    )
     gates: Gates = Field(description="when a candidate replaces the production model")
     drift: DriftConfig = Field(default=DriftConfig(), description="how a batch is judged against the training data")
     alerts: AlertConfig = Field(description="who is told when something needs a person")
@@ -401,6 +417,9 @@ class PipelineConfig(_Strict):
             unknown = sorted(set(self.drift.critical_features) - set(names))
             if unknown:
                 raise ValueError(f"drift.critical_features {unknown} are not declared features")
+        if self.positive_label is not None and self.task != "classification":
+            raise ValueError(f"positive_label {self.positive_label!r} is for binary classification; a {self.task} "
+                             "pipeline has no classes: remove positive_label")
         return self
 
     @field_validator("metric", mode="before")
@@ -454,6 +473,8 @@ class PipelineConfig(_Strict):
         and descriptions are left out, so changing a recipient does not make a rerun a new model."""
         fields = {"task", "target", "id_columns", "source", "features", "validation", "model", "metric", "gates",
                   "drift"}
+        if self.positive_label is not None:  # only when set: configs without it keep their hash
+            fields.add("positive_label")
         canonical = json.dumps(self.model_dump(mode="json", include=fields), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 

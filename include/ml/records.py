@@ -55,11 +55,12 @@ class ValidationRecord(StepRecord):
     passed: bool = True
     reference_version: str | None = None
     warnings: list[dict] = Field(default_factory=list)
+    unlabelled_rows: int = 0  # rows without a target, left out of training
 
     def brief(self) -> dict[str, Any]:
         """The small part for XCom and logs: counts and the first five warnings' messages."""
         return {"rows": self.rows, "features": self.features, "feature_origin": self.feature_origin,
-                "passed": self.passed, "warnings": len(self.warnings),
+                "passed": self.passed, "unlabelled_rows": self.unlabelled_rows, "warnings": len(self.warnings),
                 "warning_messages": [w.get("message") for w in self.warnings[:5]]}
 
 
@@ -166,6 +167,7 @@ class RunSummary(OutcomeRecord):
 
     FILE: ClassVar[str] = "summary.json"
     rows: int | None = None
+    unlabelled_rows: int = 0  # rows of the batch without a target, left out of training
     validation_warnings: int = 0
     data_sha256: str | None = None
     drift_by_feature: dict[str, FeatureDrift] = Field(default_factory=dict)

@@ -131,7 +131,8 @@ def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str
                        durable=False)
     ws.write(FeaturesRecord(origin=origin, features=[f.model_dump() for f in features]))
     record = ws.write(ValidationRecord(rows=len(clean), features=len(features), feature_origin=origin,
-                                       reference_version=production, warnings=result.warnings))
+                                       reference_version=production, warnings=result.warnings,
+                                       unlabelled_rows=result.unlabelled_rows))
     return record.brief()
 
 
@@ -348,10 +349,10 @@ def report(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, 
         statistic = settings.numeric_statistic if result["type"] == "numeric" else settings.categorical_statistic
         by_feature[name] = FeatureDrift(statistic=statistic, value=result["statistics"].get(statistic),
                                         level=result["level"])
-    extracted = ws.read(ExtractRecord)
+    extracted, validation = ws.read(ExtractRecord), ws.read(ValidationRecord)
     summary = ws.write(RunSummary(
-        **outcome.model_dump(), rows=extracted.rows,
-        validation_warnings=len(ws.read(ValidationRecord).warnings), data_sha256=extracted.sha256,
+        **outcome.model_dump(), rows=extracted.rows, unlabelled_rows=validation.unlabelled_rows,
+        validation_warnings=len(validation.warnings), data_sha256=extracted.sha256,
         drift_by_feature=by_feature, finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         workspace=str(ws.folder)))
     storage.append_jsonl(config.registry_layout.run_history, summary.to_dict())

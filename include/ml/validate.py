@@ -23,7 +23,15 @@ import pandera.pandas as pa
 from include.ml import storage
 from include.ml.config import FeatureSpec, PipelineConfig
 from include.ml.errors import BatchValidationError
-from include.ml.feature_rules import ERROR, WARNING, FeatureRules, as_numbers, finite_rule, number_rule
+from include.ml.feature_rules import (
+    ERROR,
+    WARNING,
+    FeatureRules,
+    as_numbers,
+    finite_rule,
+    level_label,
+    number_rule,
+)
 
 QUARANTINE_REASONS = "reasons.json"  # beside a quarantined batch: why it was refused
 
@@ -34,6 +42,7 @@ class ValidationResult:
 
     frame: pd.DataFrame
     warnings: list[dict] = field(default_factory=list)
+    unlabelled_rows: int = 0  # rows without a target value left out (``validation.unlabelled: drop``)
 
 
 def infer_features(frame: pd.DataFrame, config: PipelineConfig) -> list[FeatureSpec]:
@@ -108,14 +117,10 @@ def build_schema(
         columns[spec.name] = pa.Column("float64" if spec.type == "numeric" else None, nullable=True, checks=checks)
 
     if config.task == "classification":
-        class_share = rules.min_class_share
+        # any number of classes; each class's share is checked by _class_share_failures (it names the class)
         target_checks = [
             check(pa.Check(lambda s: s.nunique() >= 2, element_wise=False,
                            error="has a single class: a classifier cannot learn from it"), ERROR),
-            check(pa.Check(lambda s: s.nunique() <= 2, element_wise=False,
-                           error="has more than two classes: this pipeline does binary classification"), ERROR),
-            check(pa.Check(lambda s, limit=class_share: bool(s.value_counts(normalize=True).min() >= limit),
-                           element_wise=False, error=f"has a class below {class_share:.0%} of rows"), ERROR),
         ]
         columns[config.target] = pa.Column(nullable=False, checks=target_checks)
     else:
@@ -130,6 +135,58 @@ def build_schema(
         strict=False,
     )
     return schema, policy
+
+
+def unlabelled(frame: pd.DataFrame, config: PipelineConfig) -> np.ndarray:
+    """True for each row whose target is missing (empty, blank text or NaN); all False when the
+    batch has no target column (validation reports that)."""
+    if config.target not in frame.columns:
+        return np.zeros(len(frame), dtype=bool)
+    target = frame[config.target]
+    blank = target.astype("string").str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+    return target.isna().to_numpy() | blank
+
+
+def _unlabelled_failures(frame: pd.DataFrame, mask: np.ndarray, config: PipelineConfig) -> list[dict]:
+    """Rows without a target: an error under ``validation.unlabelled: error``; under ``drop`` a
+    warning when their share is above ``validation.max_unlabelled_share``."""
+    rules = config.validation
+    count = int(mask.sum())
+    if not count:
+        return []
+    rows = [int(r) for r in frame.index[mask]]
+    share = count / len(frame)
+    shown = ", ".join(str(r) for r in rows[:5])
+    where = f"column {config.target!r}: {count} rows ({share:.1%}) have no target value (first rows: {shown})"
+    if rules.unlabelled == "error":
+        return [{"column": config.target, "rule": "has no target value", "count": count, "rows": rows[:20],
+                 "share": share, "severity": ERROR,
+                 "message": f"{where}; validation.unlabelled is 'error' (set it to 'drop' to train on the "
+                            "labelled rows only)"}]
+    if share > rules.max_unlabelled_share:
+        return [{"column": config.target, "rule": "has no target value", "count": count, "rows": rows[:20],
+                 "share": share, "severity": WARNING,
+                 "message": f"{where}, above validation.max_unlabelled_share {rules.max_unlabelled_share:.1%}; "
+                            "they are left out of training"}]
+    return []
+
+
+def _class_share_failures(clean: pd.DataFrame, config: PipelineConfig) -> list[dict]:
+    """One error per class of the target below ``validation.min_class_share`` of the rows."""
+    limit = config.validation.min_class_share
+    if config.task != "classification" or config.target not in clean.columns or not len(clean):
+        return []
+    counts = clean[config.target].dropna().map(level_label).value_counts()
+    total = int(counts.sum())
+    failures = []
+    for label, count in counts.items():
+        share = count / total if total else 0.0
+        if share < limit:
+            failures.append({"column": config.target, "rule": "class below min_class_share", "count": int(count),
+                             "rows": [], "share": share, "severity": ERROR, "class": str(label),
+                             "message": f"column {config.target!r}: class {label!r} has {count} of {total} rows "
+                                        f"({share:.2%}), below validation.min_class_share {limit:.2%}"})
+    return failures
 
 
 def _summarise(errors: pa.errors.SchemaErrors, frame: pd.DataFrame, policy: dict[str, str | float]) -> list[dict]:
@@ -187,12 +244,17 @@ def check_batch(
     Returns the clean frame and the warnings; raises :class:`BatchValidationError` listing every
     error (and the warnings after them) when any error is found.
     """
+    missing_target = unlabelled(frame, config)
+    unlabelled_failures = _unlabelled_failures(frame, missing_target, config)
+    frame = frame[~missing_target]  # left out under either policy: the error above says why
     clean, failures = _read(frame, config, FeatureRules(features, config.validation))
+    failures.extend(unlabelled_failures)
     schema, policy = build_schema(config, features, reference)
     try:
         clean = schema.validate(clean, lazy=True)
     except pa.errors.SchemaErrors as errors:
         failures.extend(_summarise(errors, clean, policy))
+    failures.extend(_class_share_failures(clean, config))
     repeated = _repeated_rows(frame)
     if repeated.any():  # a delivery sent twice would leak rows between training and holdout
         rows = [int(r) for r in frame.index[repeated]]
@@ -210,7 +272,7 @@ def check_batch(
             f"batch failed validation for pipeline {config.name!r} ({len(errors)} problem(s)):\n{lines}",
             errors + warnings,
         )
-    return ValidationResult(frame=clean, warnings=warnings)
+    return ValidationResult(frame=clean, warnings=warnings, unlabelled_rows=int(missing_target.sum()))
 
 
 def validate_frame(

@@ -137,11 +137,7 @@ CREDIT_CASES = {
     ),
     "rare class below its minimum share": (
         lambda f: f.assign(default=[1] + [0] * (len(f) - 1)),
-        "default", "column 'default': has a class below 2% of rows",
-    ),
-    "missing target values": (
-        _set("default", [4], None),
-        "default", "column 'default': 1 values are missing (target values are required) (first rows: 4",
+        "default", "column 'default': class '1' has 1 of 800 rows (0.12%), below validation.min_class_share 2.00%",
     ),
     "fewer rows than min_rows": (
         lambda f: f.head(120),
@@ -160,6 +156,55 @@ def test_a_broken_batch_fails_naming_the_column_and_the_problem(case: str, credi
     assert [(f["column"], f["severity"]) for f in error.failures if f["message"].startswith(expected)] == [
         (column, "error")]
     assert isinstance(error, InputDataError)  # fails at once, no retries
+
+
+def test_three_classes_pass_validation(credit_frame, credit_config):
+    labels = np.array(["low", "mid", "high"])[np.arange(len(credit_frame)) % 3]
+
+    clean = validate_frame(credit_frame.assign(default=labels), credit_config, credit_config.features)
+
+    assert sorted(clean["default"].unique()) == ["high", "low", "mid"]
+
+
+def test_min_class_share_holds_per_class_and_names_the_rare_one(credit_frame, credit_config):
+    labels = np.where(np.arange(len(credit_frame)) % 2 == 0, "a", "b").astype(object)
+    labels[:8] = "rare"  # 8 of 800 rows: 1%, below the config's 2%
+
+    error = failures_of(credit_frame.assign(default=labels), credit_config)
+
+    assert [f["class"] for f in error.failures] == ["rare"]
+    assert "class 'rare' has 8 of 800 rows (1.00%), below validation.min_class_share 2.00%" in str(error)
+
+
+def test_rows_without_a_target_are_dropped_and_counted_by_default(credit_frame, credit_config):
+    credit_frame.loc[[4, 9], "default"] = None
+
+    result = check_batch(credit_frame, credit_config, credit_config.features)
+
+    assert result.unlabelled_rows == 2
+    assert len(result.frame) == len(credit_frame) - 2 and 4 not in result.frame.index
+    assert result.warnings == []  # 0.25% of rows: below max_unlabelled_share
+
+
+def test_many_rows_without_a_target_warn_above_max_unlabelled_share(credit_frame, credit_config):
+    credit_frame.loc[range(0, 800, 5), "default"] = None  # 20%
+
+    result = check_batch(credit_frame, credit_config, credit_config.features)
+
+    (warning,) = result.warnings
+    assert result.unlabelled_rows == 160
+    assert warning["message"].startswith("column 'default': 160 rows (20.0%) have no target value")
+    assert "validation.max_unlabelled_share 10.0%" in warning["message"]
+
+
+def test_rows_without_a_target_fail_the_batch_under_the_error_policy(credit_frame, credit_config):
+    credit_frame.loc[[4], "default"] = None
+
+    error = failures_of(credit_frame, with_rules(credit_config, unlabelled="error"))
+
+    assert "column 'default': 1 rows (0.1%) have no target value (first rows: 4); validation.unlabelled is " \
+           "'error'" in str(error)
+    assert [f["severity"] for f in error.failures] == ["error"]
 
 
 def test_failures_carry_the_offending_rows_their_count_and_share(credit_frame, credit_config):
