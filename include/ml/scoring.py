@@ -28,6 +28,8 @@ from include.ml.feature_rules import FeatureRules
 
 SUMMARY_FILE = "_summary.json"  # a scoring date's totals, beside its predictions
 REJECTS_SUFFIX = ".rejects.parquet"  # a predictions file's rejected rows, beside it: part-000.rejects.parquet
+ROW_COLUMN = "row"  # in predictions and rejects: the row's 0-based position in the input file (the join key
+# when the pipeline has no id columns)
 
 
 def rejects_file(output: Path) -> Path:
@@ -85,7 +87,8 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
     """Score ``source`` chunk by chunk with ``model``; write predictions to ``output`` (Parquet) and
     rejected rows, with their reason, to :func:`rejects_file` (``<output stem>.rejects.parquet``).
 
-    Predictions carry the id columns, ``prediction``, ``proba_<class>`` for classifiers,
+    Predictions and rejects carry ``row`` (:data:`ROW_COLUMN`, the 0-based position in ``source``)
+    and the id columns; predictions then ``prediction``, ``proba_<class>`` for classifiers,
     ``model_version`` and ``scored_at``. Raises :class:`TooManyRejectsError` (nothing published)
     when more than ``max_reject_share`` of the rows are rejected.
     """
@@ -106,12 +109,14 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
                 missing = sorted(set(names + config.id_columns) - set(chunk.columns))
                 if missing:
                     raise InputDataError(f"scoring input {source} lacks column(s) {missing} the model {version} needs")
+                positions = np.arange(summary.rows, summary.rows + len(chunk), dtype=np.int64)
                 summary.chunks += 1
                 summary.rows += len(chunk)
                 clean, problem = rules.row_problems(chunk)
                 bad = problem != ""
                 if bad.any():
                     rejected = chunk[bad].astype(str).assign(reject_reason=problem[bad].to_numpy())
+                    rejected.insert(0, ROW_COLUMN, positions[np.asarray(bad)])
                     if tmp_rejects is None:
                         tmp_rejects = publish.enter_context(storage.atomic_path(rejects))
                     _write(writers, "rejects", tmp_rejects, rejected)
@@ -122,7 +127,8 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
                 if good.empty:
                     continue
                 x = good[names]
-                columns = {c: pa.array(good[c].to_numpy()) for c in config.id_columns}
+                rows = positions[~np.asarray(bad)] if bad.any() else positions
+                columns = {ROW_COLUMN: pa.array(rows), **{c: pa.array(good[c].to_numpy()) for c in config.id_columns}}
                 if config.task == "classification":
                     # one pass through the model: predict() is the arg-max of these probabilities
                     proba = model.predict_proba(x)

@@ -84,6 +84,24 @@ def test_a_few_bad_rows_go_to_rejects_with_their_reason_and_the_rest_is_scored(p
     assert batch.loc[3, "customer_id"] not in set(scored["customer_id"])
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_predictions_and_rejects_carry_the_input_row_number_without_id_columns(production, tmp_path, suffix):
+    config, model, version, features, batch = production
+    config = config.model_copy(update={"id_columns": []})
+    batch = batch.drop(columns="customer_id")
+    batch.loc[[5, 250], "utilization"] = 2.5  # one in the first chunk, one in the third
+    source = tmp_path / f"in{suffix}"
+    batch.to_csv(source, index=False) if suffix == ".csv" else batch.to_parquet(source, index=False)
+
+    summary = score_file(model, version, config, features, source, tmp_path / "pred.parquet", chunk_rows=100)
+
+    scored, rejects = pd.read_parquet(tmp_path / "pred.parquet"), pd.read_parquet(summary.rejects)
+    assert rejects["row"].tolist() == [5, 250]
+    assert scored["row"].tolist() == [r for r in range(len(batch)) if r not in (5, 250)]
+    expected = model.predict_proba(batch.loc[scored["row"], [f.name for f in features]])[:, 1]
+    np.testing.assert_allclose(scored["proba_1"].to_numpy(), expected)  # row n is the input's row n
+
+
 def test_too_many_bad_rows_fail_clearly_and_publish_nothing(production, tmp_path):
     config, model, version, features, batch = production
     batch.loc[: len(batch) // 5, "utilization"] = 9.0
