@@ -38,6 +38,15 @@ METRICS: dict[str, dict[str, bool]] = {
 }
 
 
+# metric -> (lowest, highest) value it can take (None: unbounded); a gate beyond them is never met
+METRIC_RANGES: dict[str, tuple[float | None, float | None]] = {
+    "roc_auc": (0.0, 1.0), "accuracy": (0.0, 1.0), "balanced_accuracy": (0.0, 1.0), "f1": (0.0, 1.0),
+    "average_precision": (0.0, 1.0), "log_loss": (0.0, None), "rmse": (0.0, None), "mae": (0.0, None),
+    "r2": (None, 1.0),
+}
+DEFAULT_DRIFT_MIN_BATCH_ROWS = 200
+
+
 MODEL_OPS_DAG_ID = "ml_model_ops"  # manual promote / rollback of any pipeline
 
 
@@ -50,12 +59,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FEATURE_TYPES = ("numeric", "categorical", "boolean", "datetime")
+FeatureType = Literal["numeric", "categorical", "boolean", "datetime"]
+DATETIME_PARTS = ("year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute")
+DatetimePart = Literal["year", "quarter", "month", "day", "dayofweek", "dayofyear", "hour", "minute"]
+DEFAULT_DATETIME_PARTS = ("year", "month", "day", "dayofweek", "hour")
+DEFAULT_MAX_CATEGORIES = 50  # one-hot columns of a categorical feature: its most frequent levels, the rest grouped
+
+
 class FeatureSpec(_Strict):
     """One input column: its kind, and the rules a batch must keep."""
 
     name: str = Field(description="the column's name in the batch files")
-    type: Literal["numeric", "categorical"] = Field(
-        description="numeric columns are imputed with the median and scaled; categorical ones one-hot encoded"
+    type: FeatureType = Field(
+        description="numeric columns are imputed with the median and scaled; categorical ones one-hot encoded "
+                    "(at most max_categories columns); boolean ones read as 0/1 (true/false, yes/no, y/n, t/f, 1/0, "
+                    "any case); datetime ones split into numeric parts (see parts), never one level per timestamp"
     )
     min: float | None = Field(default=None, description="numeric only: the smallest valid value")
     max: float | None = Field(default=None, description="numeric only: the largest valid value")
@@ -65,16 +84,74 @@ class FeatureSpec(_Strict):
     max_missing: float | None = Field(
         default=None, ge=0, le=1, description="the share of missing values allowed (default: validation.max_missing)"
     )
+    max_categories: int = Field(
+        default=DEFAULT_MAX_CATEGORIES, ge=2,
+        description="categorical only: the model one-hot encodes at most this many levels (the most frequent; "
+                    "levels seen fewer than 5 times and the rest are grouped as one), so its size stays bounded",
+    )
+    parts: list[DatetimePart] | None = Field(
+        default=None,
+        description="datetime only: the numeric parts the model and the drift check see (default: "
+                    + ", ".join(DEFAULT_DATETIME_PARTS) + "); timezone-aware values are read in UTC",
+    )
+    format: str | None = Field(
+        default=None,
+        description="datetime only: the strftime format of dates delivered as text, e.g. '%d/%m/%Y' "
+                    "(default: ISO 8601, e.g. 2026-01-31 or 2026-01-31T08:00:00)",
+    )
 
     @model_validator(mode="after")
     def _rules_fit_type(self) -> FeatureSpec:
-        if self.type == "categorical" and (self.min is not None or self.max is not None):
+        if self.type != "numeric" and (self.min is not None or self.max is not None):
             raise ValueError(f"feature {self.name!r}: min/max apply to numeric features only")
-        if self.type == "numeric" and self.allowed is not None:
+        if self.type != "categorical" and self.allowed is not None:
             raise ValueError(f"feature {self.name!r}: 'allowed' applies to categorical features only")
+        if self.type != "datetime" and (self.parts is not None or self.format is not None):
+            raise ValueError(f"feature {self.name!r}: 'parts' and 'format' apply to datetime features only")
+        if self.parts is not None and not self.parts:
+            raise ValueError(f"feature {self.name!r}: parts must name at least one of {list(DATETIME_PARTS)}")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"feature {self.name!r}: min {self.min} is above max {self.max}")
         return self
+
+    @property
+    def datetime_parts(self) -> tuple[str, ...]:
+        """The parts of a datetime feature the model sees, in the order given."""
+        return tuple(dict.fromkeys(self.parts)) if self.parts else DEFAULT_DATETIME_PARTS
+
+
+class InferenceSettings(_Strict):
+    """How ``features: infer`` reads the first batch that passes (the result is then fixed in the registry).
+
+    Per column, in order: ``exclude`` and ``types`` win; a datetime dtype, or text where nearly every value is
+    a date, is ``datetime``; a bool dtype, or text whose values are all true/false words, is ``boolean``; other
+    numbers are ``numeric`` (integer codes too: name them in ``types`` to make them categorical); other text
+    is ``categorical``. A column is left out, with the reason in the validation record's ``inference_notes``,
+    when it has one distinct value per row (ID-like: text, or integers that count up or are named ..._id), when
+    it is text with more than ``max_levels`` distinct values (free text), or when more of it is missing than
+    ``validation.max_missing`` allows (it would fail every batch).
+    """
+
+    exclude: list[str] = Field(default_factory=list, description="columns never used as features")
+    types: dict[str, FeatureType] = Field(
+        default_factory=dict, description="a column's type, over what inference would choose (e.g. code: categorical)"
+    )
+    date_formats: dict[str, str] = Field(
+        default_factory=dict,
+        description="the strftime format of a text date column (default: the first of ISO 8601, %Y/%m/%d, "
+                    "%m/%d/%Y, %d/%m/%Y, %d.%m.%Y that reads it)",
+    )
+    max_levels: int = Field(
+        default=200, ge=2,
+        description="a text column with more distinct values than this in the first batch is left out as free text",
+    )
+    id_share: float = Field(
+        default=0.95, gt=0, le=1,
+        description="a text or integer column whose distinct values are at least this share of its rows is ID-like",
+    )
+    max_categories: int = Field(
+        default=DEFAULT_MAX_CATEGORIES, ge=2, description="the max_categories of each inferred categorical feature"
+    )
 
 
 class SourceConfig(_Strict):
@@ -264,7 +341,12 @@ class DriftConfig(_Strict):
         description="levels per statistic (" + ", ".join(DRIFT_STATISTICS) + "); those given replace the defaults",
     )
     bins: int = Field(default=10, ge=2, le=100, description="histogram bins of a numeric feature (psi, jensen_shannon)")
-    min_batch_rows: int = Field(default=200, ge=1, description="below this, the verdict is insufficient_data")
+    min_batch_rows: int = Field(
+        default=DEFAULT_DRIFT_MIN_BATCH_ROWS, ge=1,
+        description=f"below this, the verdict is insufficient_data (default {DEFAULT_DRIFT_MIN_BATCH_ROWS}, or "
+                    "validation.min_rows when that is lower; never above validation.min_rows, or a batch that passed "
+                    "validation would be held for being too small)",
+    )
     drift_share: float = Field(default=0.5, gt=0, le=1, description="dataset drifts when this share of features drift")
     critical_features: list[str] = Field(default_factory=list, description="any of these drifting means drift")
 
@@ -377,6 +459,9 @@ class PipelineConfig(_Strict):
     features: list[FeatureSpec] | Literal["infer"] = Field(
         default="infer", description="the input columns and their rules, or infer: from the first batch"
     )
+    inference: InferenceSettings = Field(
+        default=InferenceSettings(), description="with features: infer, which columns become which features"
+    )
     validation: ValidationRules = Field(default=ValidationRules(), description="what a training batch must meet")
     model: ModelConfig = Field(description="the estimator and how it is fitted")
     metric: str = Field(description="the primary metric the gates and performance alerts judge")
@@ -404,6 +489,47 @@ class PipelineConfig(_Strict):
             return PIPELINE_CONFIG.validate_python(obj, **kwargs)
         return super().model_validate(obj, **kwargs)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _drift_minimum_follows_validation(cls, data: Any) -> Any:
+        """Unset, ``drift.min_batch_rows`` is its default or ``validation.min_rows``, whichever is lower."""
+        if not isinstance(data, dict):
+            return data
+        drift, validation = data.get("drift"), data.get("validation")
+        if isinstance(drift, DriftConfig) or (drift is not None and not isinstance(drift, dict)):
+            return data
+        if isinstance(drift, dict) and "min_batch_rows" in drift:
+            return data
+        min_rows = (validation.min_rows if isinstance(validation, ValidationRules)
+                    else validation.get("min_rows") if isinstance(validation, dict) else None)
+        if not isinstance(min_rows, int) or min_rows >= DEFAULT_DRIFT_MIN_BATCH_ROWS or min_rows < 1:
+            return data
+        return {**data, "drift": {**(drift or {}), "min_batch_rows": min_rows}}
+
+    @model_validator(mode="after")
+    def _settings_agree(self) -> PipelineConfig:
+        """Refuse settings that contradict each other, naming both keys."""
+        problems = []
+        if self.drift.min_batch_rows > self.validation.min_rows:
+            problems.append(
+                f"drift.min_batch_rows ({self.drift.min_batch_rows}) is above validation.min_rows "
+                f"({self.validation.min_rows}): a batch could pass validation and then hold every run as "
+                "insufficient data; lower drift.min_batch_rows or raise validation.min_rows")
+        low, high = METRIC_RANGES.get(self.metric, (None, None))
+        bounds = {"gates.min_score": self.gates.min_score, "performance.floor": self.performance.floor}
+        for key, value in bounds.items():
+            if value is None:
+                continue
+            if self.greater_is_better and high is not None and value > high:
+                problems.append(f"{key} ({value:g}) is above the highest {self.metric} there is ({high:g}): "
+                                "no model can reach it")
+            if not self.greater_is_better and low is not None and value < low:
+                problems.append(f"{key} ({value:g}) is below the lowest {self.metric} there is ({low:g}): "
+                                f"{self.metric} is lower-is-better, so this ceiling can never be met")
+        if problems:
+            raise PydanticCustomError("settings_disagree", "; ".join(problems), {"problems": problems})
+        return self
+
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
         if isinstance(self.features, list):
@@ -417,6 +543,9 @@ class PipelineConfig(_Strict):
             unknown = sorted(set(self.drift.critical_features) - set(names))
             if unknown:
                 raise ValueError(f"drift.critical_features {unknown} are not declared features")
+        overridden = sorted({self.target, *self.id_columns} & set(self.inference.types))
+        if overridden:
+            raise ValueError(f"inference.types names {overridden}, the target or id columns: they are never features")
         if self.positive_label is not None and self.task != "classification":
             raise ValueError(f"positive_label {self.positive_label!r} is for binary classification; a {self.task} "
                              "pipeline has no classes: remove positive_label")
@@ -475,6 +604,8 @@ class PipelineConfig(_Strict):
                   "drift"}
         if self.positive_label is not None:  # only when set: configs without it keep their hash
             fields.add("positive_label")
+        if self.inference != InferenceSettings():  # only when changed: configs without it keep their hash
+            fields.add("inference")
         canonical = json.dumps(self.model_dump(mode="json", include=fields), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -526,7 +657,8 @@ def _problems(error: ValidationError) -> list[dict]:
     return items or error.errors()
 
 
-_NAMES_ITS_KEY = {"estimator_for_task", "metric_for_task"}  # messages that say the key and the value already
+# messages that say the key and the value already
+_NAMES_ITS_KEY = {"estimator_for_task", "metric_for_task", "settings_disagree"}
 
 
 def _format_error(path: Path, error: ValidationError) -> str:
@@ -536,6 +668,8 @@ def _format_error(path: Path, error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
             lines.append(f"  - {where}: unknown key; remove it or check its spelling")
+        elif item["type"] == "settings_disagree":
+            lines.extend(f"  - {problem}" for problem in item["ctx"]["problems"])
         elif item["type"] in _NAMES_ITS_KEY:
             lines.append(f"  - {item['msg']}")
         else:
@@ -568,6 +702,22 @@ def load_config(path: str | Path) -> PipelineConfig:
     if config.name != path.stem:
         raise ConfigError(f"{path}: name {config.name!r} must match the file name {path.stem!r}")
     return config
+
+
+def setting_warnings(config: PipelineConfig) -> list[str]:
+    """What ``config check`` warns about (the config still loads): each message names its key."""
+    warnings = []
+    if not config.id_columns:
+        warnings.append("id_columns is empty: predictions and rejects carry only the input's row number ('row'), "
+                        "and realised performance cannot match delivered labels to predictions; list the columns "
+                        "that identify a row")
+    simulation = config.simulation
+    if simulation is not None and simulation.scoring_rows * simulation.scoring_partitions < config.performance.min_rows:
+        warnings.append(f"performance.min_rows ({config.performance.min_rows}) is above the rows a simulated day "
+                        f"scores (simulation.scoring_rows x scoring_partitions = "
+                        f"{simulation.scoring_rows * simulation.scoring_partitions}): realised performance of a "
+                        "simulated day never alerts")
+    return warnings
 
 
 def config_paths(directory: Path | None = None) -> list[Path]:

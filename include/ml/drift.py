@@ -3,9 +3,10 @@
 A :class:`ReferenceProfile` is fitted once on the training rows and stored with the model
 version. Per numeric feature: about 1,000 quantiles with the reference CDF at each, coarse bin
 edges taken from that grid (open-ended outer bins), bin shares, mean, std and missing rate; per
-categorical feature: level shares and missing rate. Applying it to a batch is one vectorised
-pass per column (``searchsorted`` into the quantile grid, or category codes and counts); the
-reference data is never read again.
+categorical feature: level shares and missing rate. Features are profiled as the model sees them:
+a boolean as the levels true/false, a datetime as one numeric entry per part (``signup.month``).
+Applying it to a batch is one vectorised pass per column (``searchsorted`` into the quantile grid,
+or category codes and counts); the reference data is never read again.
 
 Per feature the batch gets PSI, normalised Wasserstein distance, Jensen-Shannon distance, KS D
 (for information), unseen-level share and change in missing rate. A statistic counts only when
@@ -26,7 +27,7 @@ import pandas as pd
 
 from include.ml.config import DriftConfig, FeatureSpec
 from include.ml.errors import PipelineError
-from include.ml.feature_rules import level_label
+from include.ml.feature_rules import as_booleans, as_datetimes, datetime_parts, level_label
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -90,11 +91,23 @@ class ReferenceProfile:
     rows_: int = 0
 
     def fit(self, frame: pd.DataFrame, features: Iterable[FeatureSpec]) -> ReferenceProfile:
-        """Summarise ``frame``'s feature columns; returns self."""
+        """Summarise ``frame``'s feature columns as the model sees them; returns self.
+
+        A boolean feature is a categorical of the levels ``true``/``false``; a datetime feature is one
+        numeric entry per part the model sees, named ``<feature>.<part>`` and carrying its ``source``
+        column and ``part`` (so later dates are judged by their parts, never as unseen levels)."""
         self.rows_ = len(frame)
         for spec in features:
             if spec.type == "numeric":
                 self.numeric_[spec.name] = self._fit_numeric(frame[spec.name])
+            elif spec.type == "datetime":
+                parts = datetime_parts(as_datetimes(frame[spec.name], spec.format)[0], spec.datetime_parts)
+                for part in parts.columns:
+                    self.numeric_[f"{spec.name}.{part}"] = {**self._fit_numeric(parts[part]), "source": spec.name,
+                                                           "part": part, "format": spec.format}
+            elif spec.type == "boolean":
+                self.categorical_[spec.name] = {**self._fit_categorical(_boolean_levels(frame[spec.name])),
+                                                "kind": "boolean"}
             else:
                 self.categorical_[spec.name] = self._fit_categorical(frame[spec.name])
         return self
@@ -149,9 +162,31 @@ class ReferenceProfile:
     def features(self) -> list[str]:
         return [*self.numeric_, *self.categorical_]
 
+    def source_of(self, name: str) -> str:
+        """The batch column a profiled feature is read from (a datetime part's datetime column)."""
+        entry = self.numeric_.get(name) or self.categorical_.get(name) or {}
+        return entry.get("source", name)
+
     def missing_features(self, frame: pd.DataFrame) -> list[str]:
-        """Profiled features that ``frame`` lacks (so they cannot be compared)."""
-        return sorted(set(self.features()) - set(frame.columns))
+        """Profiled features whose column ``frame`` lacks (so they cannot be compared)."""
+        return sorted({self.source_of(name) for name in self.features()} - set(frame.columns))
+
+    def model_view(self, frame: pd.DataFrame, names: Iterable[str]) -> dict[str, pd.Series]:
+        """The profiled features ``names`` of ``frame`` as the profile holds them: booleans as the levels
+        true/false, each datetime part as numbers; other features as they are."""
+        view, dates = {}, {}
+        for name in names:
+            entry = self.numeric_.get(name) or self.categorical_.get(name)
+            source = entry.get("source", name)
+            if "part" in entry:
+                if source not in dates:
+                    dates[source] = as_datetimes(frame[source], entry.get("format"))[0]
+                view[name] = datetime_parts(dates[source], (entry["part"],))[entry["part"]]
+            elif entry.get("kind") == "boolean":
+                view[name] = _boolean_levels(frame[source])
+            else:
+                view[name] = frame[source]
+        return view
 
     def to_dict(self) -> dict:
         return {"format": PROFILE_FORMAT, "bins": self.bins, "n_quantiles": self.n_quantiles, "rows": self.rows_,
@@ -168,6 +203,12 @@ class ReferenceProfile:
         profile.numeric_ = data["numeric"]
         profile.categorical_ = data["categorical"]
         return profile
+
+
+def _boolean_levels(column: pd.Series) -> pd.Series:
+    """A boolean feature's values as the levels ``true``/``false`` (missing or unreadable: NaN)."""
+    values = as_booleans(column)[0]
+    return values.map({1.0: "true", 0.0: "false"}).astype(object)
 
 
 # -- applying a profile to a batch ---------------------------------------------------------
@@ -370,17 +411,20 @@ def drift_report(profile: ReferenceProfile, frame: pd.DataFrame, settings: Drift
     def one_feature(name: str) -> dict:
         if name in profile.numeric_:
             ref = profile.numeric_[name]
-            result = {"type": "numeric", **_numeric_statistics(ref, frame[name])}
+            result = {"type": "numeric", **_numeric_statistics(ref, view[name])}
             gating = [settings.numeric_statistic, "missing_rate_change"]
         else:
             ref = profile.categorical_[name]
-            result = {"type": "categorical", **_categorical_statistics(ref, frame[name])}
+            result = {"type": "categorical", **_categorical_statistics(ref, view[name])}
             gating = [settings.categorical_statistic, "unseen_share", "missing_rate_change"]
+        if profile.source_of(name) != name:  # a datetime part: say which column it was read from
+            result.update(source=ref["source"], part=ref["part"])
         _missing_change(result, ref["rows"])
         _judge(result, gating, settings, min_rows)
         return result
 
-    names = [name for name in profile.features() if name in frame.columns]
+    names = [name for name in profile.features() if profile.source_of(name) in frame.columns]
+    view = profile.model_view(frame, names)
     # numpy's searchsorted and pandas' hashing release the GIL: columns run in parallel on threads
     with ThreadPoolExecutor(max_workers=min(len(names), os.cpu_count() or 1) or 1) as pool:
         features = dict(zip(names, pool.map(one_feature, names), strict=True))
@@ -393,7 +437,7 @@ def drift_report(profile: ReferenceProfile, frame: pd.DataFrame, settings: Drift
     worst_first = [name for name, _ in report.ordered_features()]
     drifted = [n for n in worst_first if features[n]["level"] in ("drifted", "severe")]
     severe = [n for n in drifted if features[n]["level"] == "severe"]
-    critical = [n for n in drifted if n in settings.critical_features]
+    critical = [n for n in drifted if profile.source_of(n) in settings.critical_features]
     share = len(drifted) / len(features) if features else 0.0
     reasons = report.reasons
     if len(frame) < min_rows:
@@ -417,26 +461,59 @@ def drift_report(profile: ReferenceProfile, frame: pd.DataFrame, settings: Drift
 PREDICTION = "prediction"
 
 
-def prediction_profile(scores: np.ndarray, bins: int = 10) -> dict:
-    """The reference profile (as a dict) of a model's scores on its holdout rows: the positive-class
-    probability of a classifier or the prediction of a regressor. Stored with the version."""
-    frame = pd.DataFrame({PREDICTION: np.asarray(scores, dtype=float)})
-    return ReferenceProfile(bins=bins).fit(frame, [FeatureSpec(name=PREDICTION, type="numeric")]).to_dict()
+def _watched(scores: np.ndarray | pd.DataFrame) -> pd.DataFrame:
+    """The predictions to watch as numeric columns: one ``prediction`` column for an array, the
+    DataFrame's own columns (a multiclass model's ``proba_<class>``) otherwise."""
+    if isinstance(scores, pd.DataFrame):
+        return scores.astype(float).reset_index(drop=True)
+    return pd.DataFrame({PREDICTION: np.asarray(scores, dtype=float)})
 
 
-def prediction_drift(profile: dict, scores: np.ndarray, settings: DriftConfig) -> dict:
+def prediction_profile(scores: np.ndarray | pd.DataFrame, bins: int = 10) -> dict:
+    """The reference profile (as a dict) of a model's scores on its holdout rows
+    (:func:`~include.ml.evaluate.prediction_values`): the positive-class probability of a binary
+    classifier, each class's probability of a multiclass one, or the prediction of a regressor.
+    Stored with the version."""
+    frame = _watched(scores)
+    specs = [FeatureSpec(name=name, type="numeric") for name in frame.columns]
+    return ReferenceProfile(bins=bins).fit(frame, specs).to_dict()
+
+
+_LEVEL_ORDER = {"severe": 3, "drifted": 2, "none": 1}
+
+
+def prediction_drift(profile: dict, scores: np.ndarray | pd.DataFrame, settings: DriftConfig) -> dict:
     """Compare scored rows' predictions with the stored training ones, with the numeric statistic and
-    noise rule of the features. Returns verdict (``drift`` when drifted or severe, ``none``,
-    ``insufficient_data``), statistic, value, level and reasons."""
+    noise rule of the features. ``scores`` has the shape the profile was fitted on (an array, or a
+    multiclass model's per-class probabilities; a class missing from them counts as all missing).
+    Returns verdict (``drift`` when drifted or severe, ``none``, ``insufficient_data``), statistic,
+    value, level and reasons of the worst watched column (``watched``); for several columns also
+    ``by_column``, each one's level, value and means."""
     reference = ReferenceProfile.from_dict(profile)
+    names = reference.features()
+    frame = _watched(scores).reindex(columns=names)
     only = settings.model_copy(update={"critical_features": [], "drift_share": 1.0})
-    report = drift_report(reference, pd.DataFrame({PREDICTION: np.asarray(scores, dtype=float)}), only)
-    result = report.features[PREDICTION]
+    report = drift_report(reference, frame, only)
     statistic = settings.numeric_statistic
+
+    def severity(name: str) -> tuple:
+        found = report.features[name]
+        return _LEVEL_ORDER.get(found["level"], 0), found["statistics"].get(statistic) or 0.0
+
+    watched = max(names, key=severity)
+    result = report.features[watched]
     verdict = {"drifted": "drift", "severe": "drift", "none": "none"}.get(result["level"], "insufficient_data")
-    return {
+    summary = {
         "verdict": verdict, "statistic": statistic, "value": result["statistics"].get(statistic),
         "level": result["level"], "rows": result["rows"], "reference_rows": reference.rows_,
         "mean": result["mean"], "reference_mean": result["reference_mean"],
-        "reasons": result["reasons"] or report.reasons,
+        "reasons": [f"{watched}: {r}" for r in result["reasons"]] if len(names) > 1 and result["reasons"]
+        else (result["reasons"] or report.reasons),
+        "watched": watched,
     }
+    if len(names) > 1:
+        summary["by_column"] = {
+            name: {"level": found["level"], "value": found["statistics"].get(statistic), "mean": found["mean"],
+                   "reference_mean": found["reference_mean"]}
+            for name, found in ((n, report.features[n]) for n in names)}
+    return summary

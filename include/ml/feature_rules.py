@@ -2,9 +2,10 @@
 (validation) and as per-row reject masks with a reason (scoring).
 
 A feature's rules come from its :class:`~include.ml.config.FeatureSpec` (is a number, finite,
-minimum, maximum, allowed levels), the validation settings (the missing share) and, when given,
+minimum, maximum, allowed levels, is a boolean, is a date), the validation settings (the missing share) and, when given,
 the training data's reference profile (the observed range, the known levels). Values are read
-the same way everywhere: numbers as float64, category levels as text by :func:`level_label`.
+the same way everywhere (:func:`read_feature`): numbers and booleans (1.0/0.0) as float64, dates as
+datetime64[ns], category levels as text by :func:`level_label`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,56 @@ def as_numbers(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     become NaN here and must be reported, not silently treated as missing)."""
     numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
     return numbers, (numbers.isna() & raw.notna()).to_numpy()
+
+
+TRUE_WORDS = frozenset({"true", "t", "yes", "y", "1"})
+FALSE_WORDS = frozenset({"false", "f", "no", "n", "0"})
+
+
+def _boolean_of(value: object) -> float:
+    if isinstance(value, bool | np.bool_):
+        return float(value)
+    if isinstance(value, int | float | np.integer | np.floating) and value in (0, 1):
+        return float(value)
+    word = str(value).strip().lower()
+    return 1.0 if word in TRUE_WORDS else 0.0 if word in FALSE_WORDS else np.nan
+
+
+def as_booleans(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """``raw`` as 1.0/0.0 (float64), and the mask of the values that are present but not booleans.
+
+    True/False, 1/0 and the words true/false, t/f, yes/no, y/n, 1/0 (any case, spaces around ignored)
+    are booleans; anything else (2, "maybe") is not. Computed once per distinct value."""
+    codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+    read = np.array([_boolean_of(u) for u in uniques] + [np.nan], dtype="float64")
+    values = pd.Series(read[codes], index=raw.index, dtype="float64", name=raw.name)
+    return values, (values.isna() & raw.notna()).to_numpy()
+
+
+def as_datetimes(raw: pd.Series, date_format: str | None = None) -> tuple[pd.Series, np.ndarray]:
+    """``raw`` as timezone-naive datetime64[ns] (aware values converted to UTC), and the mask of the
+    values that are present but not dates. Text is read with ``date_format`` (strftime), by default
+    ISO 8601 (2026-01-31, 2026-01-31 08:00, 2026-01-31T08:00:00+02:00); numbers are not dates."""
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        values = raw.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_dtype(raw.dtype):
+        values = raw
+    else:
+        text = raw.astype("string") if not pd.api.types.is_numeric_dtype(raw.dtype) else None
+        if text is None:
+            values = pd.Series(pd.NaT, index=raw.index)
+        else:
+            values = pd.to_datetime(text, format=date_format or "ISO8601", errors="coerce", utc=True)
+            values = values.dt.tz_localize(None)
+    values = values.astype("datetime64[ns]").rename(raw.name)
+    return values, (values.isna() & raw.notna()).to_numpy()
+
+
+def datetime_parts(values: pd.Series, parts: tuple[str, ...]) -> pd.DataFrame:
+    """The numeric ``parts`` (year, quarter, month, day, dayofweek (Monday 0), dayofyear, hour, minute)
+    of datetime64 ``values`` as float64 columns named after the parts; NaT gives NaN."""
+    accessor = values.dt
+    return pd.DataFrame({part: getattr(accessor, part).astype("float64") for part in parts}, index=values.index)
 
 
 @dataclass(frozen=True)
@@ -91,6 +142,16 @@ def finite_rule(feature: str) -> FeatureRule:
     return FeatureRule(feature, "are infinite", ERROR, lambda s: ~np.isinf(s), f"{feature}: infinite")
 
 
+def boolean_rule(feature: str) -> FeatureRule:
+    """Values must be booleans (checked while reading them: see :func:`as_booleans`)."""
+    return FeatureRule(feature, "are not booleans (true/false, yes/no, 1/0)", ERROR, None, f"{feature}: not a boolean")
+
+
+def date_rule(feature: str) -> FeatureRule:
+    """Values must be dates (checked while reading them: see :func:`as_datetimes`)."""
+    return FeatureRule(feature, "are not dates", ERROR, None, f"{feature}: not a date")
+
+
 def _numeric_rules(spec: FeatureSpec, settings: ValidationRules, reference: dict) -> list[FeatureRule]:
     name, share = spec.name, settings.max_out_of_range_share
     rules = [number_rule(name), finite_rule(name)]
@@ -124,6 +185,31 @@ def _categorical_rules(spec: FeatureSpec, settings: ValidationRules, reference: 
     return rules
 
 
+def _boolean_rules(spec: FeatureSpec, settings: ValidationRules, reference: dict) -> list[FeatureRule]:
+    return [boolean_rule(spec.name)]
+
+
+def _datetime_rules(spec: FeatureSpec, settings: ValidationRules, reference: dict) -> list[FeatureRule]:
+    return [date_rule(spec.name)]
+
+
+_RULES_OF_TYPE = {"numeric": _numeric_rules, "categorical": _categorical_rules, "boolean": _boolean_rules,
+                  "datetime": _datetime_rules}
+
+
+def read_feature(spec: FeatureSpec, raw: pd.Series) -> tuple[pd.Series, np.ndarray | None]:
+    """A feature's values as every consumer reads them: numbers and booleans (1.0/0.0) as float64,
+    datetimes as datetime64[ns], category levels as text; and the mask of the present values that
+    are not of the feature's type (None for categorical features: any value is a level)."""
+    if spec.type == "numeric":
+        return as_numbers(raw)
+    if spec.type == "boolean":
+        return as_booleans(raw)
+    if spec.type == "datetime":
+        return as_datetimes(raw, spec.format)
+    return level_labels(raw), None
+
+
 class FeatureRules:
     """The rules of a model's features, built once from their specs, the validation settings and
     (optionally) a stored reference profile as a dict.
@@ -142,23 +228,21 @@ class FeatureRules:
             limit = self.settings.max_missing if spec.max_missing is None else spec.max_missing
             missing = FeatureRule(spec.name, f"has more than {limit:.0%} missing values", ERROR,
                                   lambda s, limit=limit: s.isna().mean() <= limit, whole_column=True)
-            values = _numeric_rules if spec.type == "numeric" else _categorical_rules
+            values = _RULES_OF_TYPE[spec.type]
             self.rules[spec.name] = [missing, *values(spec, self.settings, reference)]
 
     def read(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, list[tuple[FeatureRule, np.ndarray]]]:
-        """``frame`` with numeric features as float64 and levels as text (features it lacks are
-        skipped), and the rows breaking the rule checked while reading (values that are not
-        numbers), as (rule, mask) pairs. ``frame`` itself is not modified."""
+        """``frame`` with each feature read by :func:`read_feature` (features it lacks are skipped),
+        and the rows breaking the rule checked while reading (not a number, not a boolean, not a
+        date), as (rule, mask) pairs. ``frame`` itself is not modified."""
         clean = frame.copy(deep=False)  # columns are replaced, never modified in place
         broken = []
         for spec in self.features:
             if spec.name not in frame.columns:
                 continue
-            if spec.type == "numeric":
-                clean[spec.name], not_numbers = as_numbers(frame[spec.name])
-                broken.append((next(r for r in self.rules[spec.name] if r.passes is None), not_numbers))
-            else:
-                clean[spec.name] = level_labels(frame[spec.name])
+            clean[spec.name], not_read = read_feature(spec, frame[spec.name])
+            if not_read is not None:
+                broken.append((next(r for r in self.rules[spec.name] if r.passes is None), not_read))
         return clean, broken
 
     def checks(self, feature: str) -> list[tuple[pa.Check, str | float]]:

@@ -34,26 +34,33 @@ def build_estimator(config: PipelineConfig):
 
 
 def build_pipeline(config: PipelineConfig, features: list[FeatureSpec]) -> Pipeline:
-    """Impute + scale numeric features, impute + one-hot categorical ones, then the estimator."""
+    """The preprocessing of each feature type, then the estimator: numeric features imputed with the
+    median and scaled; categorical ones imputed as a level and one-hot encoded, at most
+    ``max_categories`` columns each (levels seen fewer than 5 times grouped, unknown levels ignored);
+    boolean ones read as 0/1 and imputed with the most frequent; datetime ones split into their
+    numeric ``parts`` (:class:`~include.ml.transformers.DatetimeParts`), imputed and scaled."""
+    from include.ml.transformers import BooleanValues, DatetimeParts
+
+    def scaled(*first) -> Pipeline:
+        return Pipeline([*first, ("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())])
+
     numeric = [f.name for f in features if f.type == "numeric"]
-    categorical = [f.name for f in features if f.type == "categorical"]
-    preprocess = ColumnTransformer(
-        [
-            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]),
-             numeric),
-            (
-                "categorical",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore", min_frequency=5)),
-                    ]
-                ),
-                categorical,
-            ),
-        ],
-        sparse_threshold=0.0,
-    )
+    boolean = [f.name for f in features if f.type == "boolean"]
+    steps: list[tuple] = [("numeric", scaled(), numeric)]
+    bounds = sorted({f.max_categories for f in features if f.type == "categorical"})
+    for bound in bounds or [None]:  # one encoder per bound: max_categories is an encoder's setting
+        columns = [f.name for f in features if f.type == "categorical" and f.max_categories == bound]
+        encoder = OneHotEncoder(handle_unknown="ignore", min_frequency=5, max_categories=bound)
+        name = "categorical" if len(bounds) <= 1 else f"categorical_{bound}"
+        steps.append((name, Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="__missing__")),
+                                      ("onehot", encoder)]), columns))
+    if boolean:
+        steps.append(("boolean", Pipeline([("read", BooleanValues()),
+                                           ("impute", SimpleImputer(strategy="most_frequent"))]), boolean))
+    for index, spec in enumerate(f for f in features if f.type == "datetime"):  # a column name may hold "__"
+        parts = DatetimeParts(parts=spec.datetime_parts, date_format=spec.format)
+        steps.append((f"datetime_{index}", scaled(("parts", parts)), [spec.name]))
+    preprocess = ColumnTransformer(steps, sparse_threshold=0.0)
     return Pipeline([("preprocess", preprocess), ("model", build_estimator(config))])
 
 

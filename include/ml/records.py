@@ -56,6 +56,7 @@ class ValidationRecord(StepRecord):
     reference_version: str | None = None
     warnings: list[dict] = Field(default_factory=list)
     unlabelled_rows: int = 0  # rows without a target, left out of training
+    inference_notes: list[str] = Field(default_factory=list)  # features: infer: columns left out, and why
 
     def brief(self) -> dict[str, Any]:
         """The small part for XCom and logs: counts and the first five warnings' messages."""
@@ -171,6 +172,28 @@ class RunSummary(OutcomeRecord):
     validation_warnings: int = 0
     data_sha256: str | None = None
     drift_by_feature: dict[str, FeatureDrift] = Field(default_factory=dict)
+    finished_at: str | None = None
+    workspace: str | None = None
+
+
+FAILED = "failed"  # the state (and branch) of a history line of a run that failed
+
+
+class FailedRun(StepRecord):
+    """A run that failed at one of its steps: one line of the pipeline's run history, until a
+    successful rerun of the same run id replaces it. ``error`` is the error's first line."""
+
+    FILE: ClassVar[str] = "failure.json"
+    pipeline: str
+    run_id: str
+    logical_date: str | None = None
+    state: Literal["failed"] = FAILED
+    branch: Literal["failed"] = FAILED
+    step: str
+    error: str
+    error_type: str | None = None
+    quarantined_to: str | None = None
+    reasons: list[str] = Field(default_factory=list)
     finished_at: str | None = None
     workspace: str | None = None
 

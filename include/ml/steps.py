@@ -23,9 +23,11 @@ from include.ml.errors import BatchValidationError
 from include.ml.records import (
     BRANCHES,
     DECIDED,
+    FAILED,
     DecisionRecord,
     EvaluationRecord,
     ExtractRecord,
+    FailedRun,
     FeatureDrift,
     FeaturesRecord,
     GateResult,
@@ -122,8 +124,13 @@ def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str
                       f"for a corrected delivery (or fix {paths.PIPELINES_DIR / config.name}.yaml if a rule there "
                       "is wrong), then rerun this date.",)
         raise
-    if origin == "inferred" and save_features:
-        save_inferred_features(config, features)
+    notes = []
+    if origin == "inferred":
+        from include.ml.validate import infer
+
+        notes = infer(frame, config).notes  # what inference left out, and why
+        if save_features:
+            save_inferred_features(config, features)
     clean = result.frame
     columns = [*config.id_columns, *(f.name for f in features), config.target]
     storage.write_with(ws.path(ws.VALIDATED),
@@ -132,7 +139,7 @@ def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str
     ws.write(FeaturesRecord(origin=origin, features=[f.model_dump() for f in features]))
     record = ws.write(ValidationRecord(rows=len(clean), features=len(features), feature_origin=origin,
                                        reference_version=production, warnings=result.warnings,
-                                       unlabelled_rows=result.unlabelled_rows))
+                                       unlabelled_rows=result.unlabelled_rows, inference_notes=notes))
     return record.brief()
 
 
@@ -159,7 +166,8 @@ def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     profile = ReferenceProfile(bins=config.drift.bins).fit(data.train, features)
     ws.write_json(ws.REFERENCE_PROFILE, profile.to_dict())
     # what the model predicts on rows it has not seen: the reference for prediction drift when scoring
-    holdout_values = prediction_values(model, data.holdout[[f.name for f in features]], config.task)
+    holdout_values = prediction_values(model, data.holdout[[f.name for f in features]], config.task,
+                                       config.positive_label)
     ws.write_json(ws.PREDICTION_PROFILE, prediction_profile(holdout_values, config.drift.bins))
     return ws.write(TrainingRecord(
         estimator=config.model.estimator, train_rows=len(data.train), holdout_rows=len(data.holdout),
@@ -172,7 +180,7 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     import joblib
     import pandas as pd
 
-    from include.ml.evaluate import holdout_metrics, metric_inputs, paired_bootstrap, positive_class, quality_gates
+    from include.ml.evaluate import champion_comparison, holdout_metrics, quality_gates
 
     ws = _workspace(workspace)
     holdout = pd.read_parquet(ws.path(ws.HOLDOUT))
@@ -190,10 +198,7 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         else:
             champion_model = registry.load(champion_version)  # sha256 checked
             champion = holdout_metrics(champion_model, holdout, config, champion_features)
-            positive = positive_class(candidate_model.classes_) if config.task == "classification" else None
-            interval = paired_bootstrap(
-                holdout[config.target].to_numpy(), metric_inputs(candidate_model, holdout, config, names),
-                metric_inputs(champion_model, holdout, config, champion_features), config, positive)
+            interval = champion_comparison(candidate_model, champion_model, holdout, config, names, champion_features)
     gates = quality_gates(candidate[config.metric], champion[config.metric] if champion else None, config,
                           interval)
     return ws.write(EvaluationRecord(
@@ -280,6 +285,10 @@ def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, r
 
     The code version is the DAG bundle's version when the orchestrator knows it (a versioned Git
     bundle pins DAGs and ML code together), else the repository's git commit."""
+    import joblib
+
+    from include.ml.evaluate import class_metadata
+
     ws = _workspace(workspace)
     evaluation, decided = ws.read(EvaluationRecord), ws.read(DecisionRecord)
     metadata = {
@@ -302,6 +311,7 @@ def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, r
         "code_version_source": "dag_bundle" if bundle_version else "git",
         "python": platform.python_version(), "libraries": _library_versions(),
         "prediction_profile": ws.read_json_or_none(ws.PREDICTION_PROFILE),
+        **class_metadata(joblib.load(ws.path(ws.CANDIDATE)), config),  # classes, positive_label
     }
     return registry_for(config).register(ws.path(ws.CANDIDATE), metadata, ws.read_json(ws.REFERENCE_PROFILE))
 
@@ -359,14 +369,51 @@ def report(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, 
     return summary.to_dict()
 
 
+ERROR_LINE_CHARS = 300  # a failed run's error in the history: its first line, at most this long
+
+
+def record_failure(config: PipelineConfig, run_id: str, ds: str | None, step: str,
+                   error: BaseException | str) -> dict:
+    """Record that run ``run_id`` failed at ``step``: :class:`FailedRun` in its workspace and as a
+    line of the run history (a later successful rerun of the run id replaces that line). The
+    quarantine folder is taken from a :class:`BatchValidationError` (or the error it wraps)."""
+    causes = [error, getattr(error, "__cause__", None)]
+    quarantined = next((c.quarantined_to for c in causes if getattr(c, "quarantined_to", None)), None)
+    cause = next((c for c in reversed(causes) if isinstance(c, BaseException)), None)
+    lines = str(error).strip().splitlines()
+    first = (lines[0] if lines else type(error).__name__ if isinstance(error, BaseException) else "unknown error")
+    first = first if len(first) <= ERROR_LINE_CHARS else first[:ERROR_LINE_CHARS - 1] + "…"
+    reasons = [f"failed at {step}: {first}"]
+    if quarantined:
+        reasons.append(f"the batch was quarantined to {quarantined}")
+    ws = RunWorkspace(paths.workspace_dir(config.name, run_id))
+    record = ws.write(FailedRun(
+        pipeline=config.name, run_id=run_id, logical_date=ds, step=step, error=first,
+        error_type=type(cause).__name__ if cause is not None else None, quarantined_to=quarantined,
+        reasons=reasons, finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), workspace=str(ws.folder)))
+    storage.append_jsonl(config.registry_layout.run_history, record.to_dict())
+    return record.to_dict()
+
+
 def run_history(config: PipelineConfig) -> list[dict]:
-    """Run summaries oldest first; a rerun of the same run id replaces its earlier line."""
+    """Every run's history line oldest first: a :class:`RunSummary`, or a :class:`FailedRun` (``state``
+    ``failed``); a rerun of the same run id replaces its earlier line."""
     return storage.read_jsonl_latest(config.registry_layout.run_history, ("run_id",))
 
 
+def is_failed(entry: dict) -> bool:
+    """Whether a run history line records a failed run."""
+    return entry.get("state") == FAILED
+
+
 def run_summaries(config: PipelineConfig) -> list[RunSummary]:
-    """:func:`run_history` as typed records."""
-    return [RunSummary.model_validate(entry) for entry in run_history(config)]
+    """The finished runs of :func:`run_history` as typed records (failed runs: :func:`failed_runs`)."""
+    return [RunSummary.model_validate(entry) for entry in run_history(config) if not is_failed(entry)]
+
+
+def failed_runs(config: PipelineConfig) -> list[FailedRun]:
+    """The failed runs of :func:`run_history` (those no successful rerun replaced) as typed records."""
+    return [FailedRun.model_validate(entry) for entry in run_history(config) if is_failed(entry)]
 
 
 def run_step(name: str, config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, ds: str,

@@ -13,6 +13,7 @@ copied to the quarantine folder with the reasons beside it; the landing file is 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from include.ml.feature_rules import (
     ERROR,
     WARNING,
     FeatureRules,
+    as_booleans,
     as_numbers,
     finite_rule,
     level_label,
@@ -45,19 +47,128 @@ class ValidationResult:
     unlabelled_rows: int = 0  # rows without a target value left out (``validation.unlabelled: drop``)
 
 
-def infer_features(frame: pd.DataFrame, config: PipelineConfig) -> list[FeatureSpec]:
-    """Feature specs from a batch: numeric dtypes are numeric, everything else categorical.
+@dataclass
+class InferredFeatures:
+    """What ``features: infer`` made of a batch: the features, and one note per column it left out
+    (or typed in a way worth checking), saying why."""
 
-    The target and id columns are left out. Used when the config says ``features: infer``.
+    features: list[FeatureSpec]
+    notes: list[str] = field(default_factory=list)
+
+
+# text that looks like a date, with an optional time and offset: 2026-01-31, 31/01/2026 08:00, ...T08:00:00Z
+_DATE_TEXT = r"^\s*\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|[+-]\d{2}:?\d{2})?)?\s*$"
+# tried in order on text that looks like dates; None is ISO 8601 (month-first before day-first)
+DATE_FORMATS = (None, *(f"{day}{time}" for day in ("%Y/%m/%d", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y")
+                        for time in ("", " %H:%M", " %H:%M:%S")))
+_ID_NAME = re.compile(r"(?:^|[_\W])(?:id|key|uuid|guid)$", re.IGNORECASE)  # id, customer_id, row-key
+_ID_CAMEL = re.compile(r"[a-z0-9](?:Id|ID|Key|UUID)$")  # PassengerId (not "paid")
+_MIN_ROWS_TO_CALL_ID = 20  # fewer distinct values than this say nothing about being an id
+
+
+def _date_format(text: pd.Series, hint: str | None) -> tuple[bool, str | None]:
+    """Whether nearly every value of ``text`` is a date, and the format that reads them (None: ISO 8601)."""
+    sample = text.drop_duplicates().head(1000)
+    if not len(sample) or sample.str.match(_DATE_TEXT).mean() < 0.95:
+        return hint is not None, hint
+    for date_format in ((hint,) if hint else DATE_FORMATS):
+        parsed = pd.to_datetime(sample, format=date_format or "ISO8601", errors="coerce", utc=True)
+        if parsed.notna().mean() >= 0.95:
+            return True, date_format
+    return False, None
+
+
+def _looks_like_id(name: str, present: pd.Series, share: float) -> bool:
+    """One distinct value per row (nearly): text always; whole numbers when they count up (a row
+    number) or the column is named like an id (customer_id, PassengerId, key)."""
+    n = len(present)
+    distinct = present.nunique()
+    if n < _MIN_ROWS_TO_CALL_ID or distinct < share * n:
+        return False
+    if not pd.api.types.is_numeric_dtype(present.dtype):
+        return True
+    numbers = present.astype("float64")
+    if not (numbers == numbers.round()).all():
+        return False  # measurements are often all different; codes are whole numbers
+    counts_up = numbers.max() - numbers.min() + 1 <= n / share
+    return bool(counts_up or _ID_NAME.search(name) or _ID_CAMEL.search(name))
+
+
+def _inferred_kind(name: str, column: pd.Series, config: PipelineConfig) -> tuple[str | None, str | None, str]:
+    """The type inference gives ``column`` (None: left out), its date format, and the note to make."""
+    settings = config.inference
+    present = column.dropna()
+    if present.empty:
+        return None, None, "has no values"
+    missing = 1 - len(present) / len(column)
+    limit = config.validation.max_missing
+    too_sparse = f"{missing:.0%} of its values are missing, more than validation.max_missing {limit:.0%} allows"
+    if pd.api.types.is_datetime64_any_dtype(column.dtype):
+        kind, date_format = "datetime", None
+    elif pd.api.types.is_bool_dtype(column.dtype):
+        kind, date_format = "boolean", None
+    elif pd.api.types.is_numeric_dtype(column.dtype):
+        if _looks_like_id(name, present, settings.id_share):
+            return None, None, f"ID-like: {present.nunique()} distinct values in {len(present)} rows"
+        kind, date_format = "numeric", None
+    else:
+        text = present.astype("string")
+        is_date, date_format = _date_format(text, settings.date_formats.get(name))
+        if is_date:
+            kind = "datetime"
+        elif not as_booleans(present)[1].any():
+            kind = "boolean"
+        elif _looks_like_id(name, text, settings.id_share):
+            return None, None, (f"ID-like or free text: {text.nunique()} distinct values in {len(present)} rows "
+                                "(one per row)")
+        elif text.nunique() > settings.max_levels:
+            return None, None, (f"free text: {text.nunique()} distinct values, more than inference.max_levels "
+                                f"{settings.max_levels}")
+        else:
+            kind = "categorical"
+    if missing > limit:
+        return None, None, f"{too_sparse} (it would fail every batch)"
+    return kind, date_format, ""
+
+
+def infer(frame: pd.DataFrame, config: PipelineConfig) -> InferredFeatures:
+    """Feature specs from a batch by the rules of ``config.inference``
+    (:class:`~include.ml.config.InferenceSettings`), with a note for every column left out.
+
+    The target and id columns are never features. Used when the config says ``features: infer``.
     """
+    settings = config.inference
     skip = {config.target, *config.id_columns}
-    specs = []
+    specs, notes = [], []
     for name in frame.columns:
         if name in skip:
             continue
-        kind = "numeric" if pd.api.types.is_numeric_dtype(frame[name]) else "categorical"
-        specs.append(FeatureSpec(name=name, type=kind))
-    return specs
+        if name in settings.exclude:
+            notes.append(f"column {name!r} left out: inference.exclude names it")
+            continue
+        kind, date_format = settings.types.get(name), settings.date_formats.get(name)
+        if kind is None:
+            kind, date_format, reason = _inferred_kind(name, frame[name], config)
+            if kind is None:
+                notes.append(f"column {name!r} left out: {reason}")
+                continue
+            integer_codes = (kind == "numeric" and pd.api.types.is_integer_dtype(frame[name].dtype)
+                             and 2 < frame[name].nunique() <= 20)
+            if integer_codes:
+                notes.append(f"column {name!r} has {frame[name].nunique()} distinct whole numbers: kept numeric "
+                             f"(if they are codes, set inference.types {{{name}: categorical}})")
+        extra = ({"format": date_format} if kind == "datetime" and date_format
+                 else {"max_categories": settings.max_categories} if kind == "categorical" else {})
+        specs.append(FeatureSpec(name=name, type=kind, **extra))
+    unknown = sorted((set(settings.exclude) | set(settings.types)) - set(frame.columns))
+    if unknown:
+        notes.append(f"inference names column(s) {unknown} the batch does not have")
+    return InferredFeatures(specs, notes)
+
+
+def infer_features(frame: pd.DataFrame, config: PipelineConfig) -> list[FeatureSpec]:
+    """The features of :func:`infer`, without its notes."""
+    return infer(frame, config).features
 
 
 def _failure(column: str | None, rule: str, rows: list, values: list, count: int | None = None) -> dict:

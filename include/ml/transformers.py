@@ -1,0 +1,61 @@
+"""The scikit-learn transformers of the boolean and datetime feature types, saved inside a model's
+Pipeline so that training and scoring read the values with the same code (:mod:`include.ml.feature_rules`).
+
+Both accept the values as delivered (text, bool, datetime64) or as validation read them, and give
+float64 columns with NaN where a value is missing or unreadable (the imputer after them fills it).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from include.ml.config import DEFAULT_DATETIME_PARTS
+from include.ml.feature_rules import as_booleans, as_datetimes, datetime_parts
+
+
+def _columns(x) -> pd.DataFrame:
+    return x if isinstance(x, pd.DataFrame) else pd.DataFrame(x)
+
+
+class BooleanValues(TransformerMixin, BaseEstimator):
+    """Each column as 1.0/0.0 (see :func:`~include.ml.feature_rules.as_booleans`)."""
+
+    def fit(self, x, y=None):
+        frame = _columns(x)
+        self.n_features_in_ = frame.shape[1]
+        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        return self
+
+    def transform(self, x) -> np.ndarray:
+        frame = _columns(x)
+        return np.column_stack([as_booleans(frame[c])[0].to_numpy() for c in frame.columns]).astype("float64")
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.asarray(input_features if input_features is not None else self.feature_names_in_, dtype=object)
+
+
+class DatetimeParts(TransformerMixin, BaseEstimator):
+    """Each datetime column as its numeric ``parts`` (year, month, ...; see
+    :func:`~include.ml.feature_rules.datetime_parts`), text read with ``date_format`` (default ISO 8601)."""
+
+    def __init__(self, parts: tuple[str, ...] = DEFAULT_DATETIME_PARTS, date_format: str | None = None):
+        self.parts = parts
+        self.date_format = date_format
+
+    def fit(self, x, y=None):
+        frame = _columns(x)
+        self.n_features_in_ = frame.shape[1]
+        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        return self
+
+    def transform(self, x) -> np.ndarray:
+        frame = _columns(x)
+        blocks = [datetime_parts(as_datetimes(frame[c], self.date_format)[0], tuple(self.parts)).to_numpy()
+                  for c in frame.columns]
+        return np.hstack(blocks).astype("float64")
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        names = input_features if input_features is not None else self.feature_names_in_
+        return np.asarray([f"{name}_{part}" for name in names for part in self.parts], dtype=object)
