@@ -8,6 +8,7 @@ change would show up. The pipeline never calls these: it reads the files they wr
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -150,10 +151,65 @@ def house_prices(day: dt.date, rows: int, seed: int, drifted: bool) -> pd.DataFr
     )
 
 
+DIGITS_HELD_BACK = 0.2  # share of the 1,797 images kept out of training batches: scoring files and late labels
+DIGITS_FOLDS = 3  # the training pool is cut into this many folds; a day draws from one, the next day from the next
+
+
+@functools.cache
+def _digits_pools() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """scikit-learn's bundled handwritten digits (offline), split once and for every seed into the
+    training pool and the held-back pool: 64 pixel columns ``pixel_<row>_<col>`` (0-16), target ``digit``."""
+    from sklearn.datasets import load_digits
+
+    frame = load_digits(as_frame=True).frame.rename(columns={"target": "digit"})
+    frame = frame.astype({c: int for c in frame.columns})
+    order = np.random.default_rng(0).permutation(len(frame))  # fixed, so no seed moves an image across pools
+    held = round(len(frame) * DIGITS_HELD_BACK)
+    return frame.iloc[order[held:]].reset_index(drop=True), frame.iloc[order[:held]].reset_index(drop=True)
+
+
+def _digit_images(pool: pd.DataFrame, day: dt.date, rows: int, seed: int, drifted: bool,
+                  folds: int = 1) -> pd.DataFrame:
+    # Consecutive days draw from different folds, so the model trained yesterday (today's champion) has
+    # never seen today's holdout images and the champion/challenger gate compares like with like.
+    fold = np.array_split(np.random.default_rng(seed).permutation(len(pool)), folds)[day.toordinal() % folds]
+    rng = _rng(seed, day)
+    # distinct images within a day while the fold lasts: the holdout holds no copy of a training row
+    picked = pool.iloc[rng.choice(fold, rows, replace=rows > len(fold))].reset_index(drop=True)
+    pixels = picked.drop(columns=["digit"])
+    if drifted:  # the scanner moved: every image one pixel to the right, the first column blank
+        images = pixels.to_numpy().reshape(-1, 8, 8)
+        moved = np.zeros_like(images)
+        moved[:, :, 1:] = images[:, :, :-1]
+        pixels = pd.DataFrame(moved.reshape(-1, 64), columns=pixels.columns)
+    return pd.concat(
+        [pd.DataFrame({"image_id": [f"D{day:%Y%m%d}{i:06d}" for i in range(rows)]}), pixels, picked[["digit"]]],
+        axis=1,
+    )
+
+
+def digits(day: dt.date, rows: int, seed: int, drifted: bool) -> pd.DataFrame:
+    """Real handwritten digits (scikit-learn's ``load_digits``): 64 pixel features, target ``digit``
+    (10 classes, about 10% each), ``rows`` images drawn from one of :data:`DIGITS_FOLDS` folds of the
+    training pool in turn (so at most ~480 distinct images a day; more are drawn with replacement).
+
+    Drift: every image shifted one pixel to the right, as a misaligned scanner would.
+    """
+    return _digit_images(_digits_pools()[0], day, rows, seed, drifted, folds=DIGITS_FOLDS)
+
+
+def digits_scoring(day: dt.date, rows: int, seed: int, drifted: bool) -> pd.DataFrame:
+    """Like :func:`digits`, from the held-back images that no training batch contains."""
+    return _digit_images(_digits_pools()[1], day, rows, seed, drifted)
+
+
 GENERATORS: dict[str, Callable[[dt.date, int, int, bool], pd.DataFrame]] = {
     "credit_default": credit_default,
     "house_prices": house_prices,
+    "digits": digits,
 }
+# where a generator draws from a finite set of real rows, the data to score come from rows kept out of training
+SCORING_GENERATORS: dict[str, Callable[[dt.date, int, int, bool], pd.DataFrame]] = {"digits": digits_scoring}
 
 
 def write_batches(
@@ -215,7 +271,7 @@ def write_scoring_batches(
         raise ValueError(f"pipeline {config.name!r} has no 'simulation' section: nothing generates its data")
     if not config.id_columns:
         raise ValueError(f"pipeline {config.name!r} has no id_columns: labels could not be matched to predictions")
-    generate = GENERATORS[sim.generator]
+    generate = SCORING_GENERATORS.get(sim.generator, GENERATORS[sim.generator])
     drift_from = drift_from or sim.drift_from
     partitions = partitions or sim.scoring_partitions
     rows = rows or sim.scoring_rows
