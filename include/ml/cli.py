@@ -99,14 +99,19 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from include.ml import config as config_module
     from include.ml.fitting import build_estimator
 
     configs = [get_pipeline(n) for n in args.pipeline] if args.pipeline else load_all()
     for config in configs:
         build_estimator(config)  # model.params checked by scikit-learn itself
     data = {c.name: {"task": c.task, "target": c.target, "estimator": c.model.estimator, "metric": c.metric,
-                     "dag_id": c.dag_id, "registry": str(c.registry_path)} for c in configs}
-    _emit(args, data, "\n".join(f"{n}: ok ({d['task']}, {d['estimator']}, {d['metric']})" for n, d in data.items()))
+                     "dag_id": c.dag_id, "registry": str(c.registry_path),
+                     "warnings": config_module.setting_warnings(c)} for c in configs}
+    _emit(args, data, "\n".join(
+        f"{n}: ok ({d['task']}, {d['estimator']}, {d['metric']})"
+        + "".join(f"\n  warning: {config_module.PIPELINES_DIR / n}.yaml: {w}" for w in d["warnings"])
+        for n, d in data.items()))
     return 0
 
 
@@ -281,6 +286,9 @@ def cmd_models_show(args: argparse.Namespace) -> int:
         f"{args.version} of {config.name} ({'production' if meta['is_production'] else meta['decision']})",
         f"  logical date: {meta['logical_date']}   run: {meta['run_id']}",
         "  metrics: " + ", ".join(f"{k}={_fmt(v)}" for k, v in meta["metrics"].items()),
+        *([f"  classes: {', '.join(map(str, meta['classes']))}"
+           + (f"   positive label: {meta['positive_label']}" if meta.get("positive_label") is not None else "")]
+          if meta.get("classes") else []),
         f"  champion: {meta['champion']['version'] or '-'}   reasons: {'; '.join(meta['reasons'])}",
         _promotion_line(meta.get("promotion_record")),
         f"  data: {meta['data']['path']} ({meta['data']['rows']} rows, sha256 {meta['data']['sha256'][:12]})",
@@ -353,13 +361,13 @@ def cmd_models_history(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from include.ml.steps import run_history
+    from include.ml.steps import is_failed, run_history
 
     config = get_pipeline(args.pipeline)
     runs = run_history(config)[-args.last:] if args.last > 0 else []
-    rows = [[r["logical_date"], r["version"], _fmt(r["score"]), r["drift_verdict"], r["branch"],
-             r["production_after"]] for r in runs]
-    text = _table(rows, ["logical date", "trained", config.metric, "drift", "branch", "production"])
+    rows = [[r.get("logical_date"), r.get("version"), _fmt(r.get("score")), r.get("drift_verdict"), r.get("branch"),
+             r.get("production_after"), "; ".join(r.get("reasons") or []) if is_failed(r) else ""] for r in runs]
+    text = _table(rows, ["logical date", "trained", config.metric, "drift", "branch", "production", "error"])
     _emit(args, runs, text if runs else f"no runs recorded yet for {config.name}")
     return 0
 

@@ -167,7 +167,7 @@ def test_config_check_json_describes_the_pipelines(capsys, ml_home: Path):
 
     assert data == {"house_prices": {"task": "regression", "target": "price", "estimator": "random_forest",
                                      "metric": "rmse", "dag_id": "ml_training__house_prices",
-                                     "registry": str(ml_home / "registry/house_prices")}}
+                                     "registry": str(ml_home / "registry/house_prices"), "warnings": []}}
 
 
 def test_config_check_of_a_broken_config_exits_1_saying_where(capsys, tmp_path: Path, monkeypatch):
@@ -183,6 +183,57 @@ def test_config_check_of_a_broken_config_exits_1_saying_where(capsys, tmp_path: 
     assert out == ""
     assert err.startswith(f"error: {tmp_path / 'credit_default.yaml'}: invalid pipeline config")
     assert "metric 'rmse' does not fit task 'classification'" in err
+
+
+def _broken_copy(tmp_path: Path, monkeypatch, pipeline: str, old: str, new: str) -> Path:
+    """``pipeline``'s shipped config with ``old`` replaced by ``new``, as the only config there is."""
+    from include.ml import config as config_module
+
+    text = (config_module.PIPELINES_DIR / f"{pipeline}.yaml").read_text()
+    assert old in text
+    path = tmp_path / f"{pipeline}.yaml"
+    path.write_text(text.replace(old, new))
+    monkeypatch.setattr(config_module, "PIPELINES_DIR", tmp_path)
+    return path
+
+
+@pytest.mark.parametrize(("pipeline", "old", "new", "expected"), [
+    ("credit_default", "min_batch_rows: 200", "min_batch_rows: 900",
+     "drift.min_batch_rows (900) is above validation.min_rows (500): a batch could pass validation and then hold "
+     "every run as insufficient data"),
+    ("credit_default", "min_score: 0.70", "min_score: 1.5",
+     "gates.min_score (1.5) is above the highest roc_auc there is (1): no model can reach it"),
+    ("house_prices", "min_score: 120000", "min_score: -1",
+     "gates.min_score (-1) is below the lowest rmse there is (0)"),
+], ids=["drift minimum above validation minimum", "roc_auc gate above 1", "rmse ceiling below 0"])
+def test_config_check_refuses_contradictory_settings_naming_the_file_and_keys(
+        capsys, tmp_path: Path, monkeypatch, pipeline: str, old: str, new: str, expected: str):
+    path = _broken_copy(tmp_path, monkeypatch, pipeline, old, new)
+
+    code, out, err = run(capsys, "config", "check")
+
+    assert code == 1 and out == ""
+    assert err.startswith(f"error: {path}: invalid pipeline config")
+    assert f"  - {expected}" in err
+
+
+def test_an_unset_drift_minimum_follows_a_lower_validation_minimum(tmp_path: Path, monkeypatch):
+    path = _broken_copy(tmp_path, monkeypatch, "house_prices", "  min_rows: 200", "  min_rows: 50")
+
+    config = load_config(path)
+
+    assert (config.validation.min_rows, config.drift.min_batch_rows) == (50, 50)
+
+
+def test_config_check_warns_when_id_columns_is_empty_and_still_exits_0(capsys, tmp_path: Path, monkeypatch):
+    path = _broken_copy(tmp_path, monkeypatch, "house_prices", "id_columns: [sale_id]", "id_columns: []")
+
+    code, out, _ = run(capsys, "config", "check")
+
+    assert code == 0
+    assert out.splitlines()[0] == "house_prices: ok (regression, random_forest, rmse)"
+    assert out.splitlines()[1].startswith(f"  warning: {path}: id_columns is empty: predictions and rejects carry "
+                                          "only the input's row number ('row')")
 
 
 # -- validate -------------------------------------------------------------------------------
@@ -526,7 +577,7 @@ def test_runs_lists_the_recent_runs(capsys, in_credit_history):
 
     assert code == 0
     header, *rows = out.splitlines()
-    assert header.split() == ["logical", "date", "trained", "roc_auc", "drift", "branch", "production"]
+    assert header.split() == ["logical", "date", "trained", "roc_auc", "drift", "branch", "production", "error"]
     assert [r.split()[:2] + r.split()[3:] for r in rows] == [
         ["2026-01-01", "v0001", "no_reference", "promote", "v0001"],
         ["2026-01-02", "v0002", "none", "promote", "v0002"],
