@@ -5,15 +5,43 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import Iterator
 
 from include.airflow_alerts import RunFailureEmail, TaskFailureEmail
 from include.ml.config import PipelineConfig
 
+log = logging.getLogger(__name__)
 
-def default_args(config: PipelineConfig) -> dict:
-    """Owner, retries with exponential backoff, timeout and the failure email, from ``config.airflow``."""
+
+class FailedRunRecorder:
+    """``on_failure_callback`` of the training tasks (Airflow calls it once a task has failed for good,
+    after its last try): records the run as failed in the pipeline's run history, with the step, the
+    error and the quarantine folder (:func:`include.ml.steps.record_failure`). Never raises: the
+    failure email and the run's state must not depend on it."""
+
+    def __init__(self, config: PipelineConfig):
+        self.config = config
+
+    def __call__(self, context) -> None:
+        from include.ml import steps
+
+        ti = context.get("ti")
+        run_id = context.get("run_id") or getattr(context.get("dag_run"), "run_id", None)
+        error = context.get("exception")
+        try:
+            steps.record_failure(self.config, str(run_id), run_day(context), getattr(ti, "task_id", "unknown"),
+                                 error if error is not None else "no exception was recorded (the task was killed or "
+                                                                 "timed out); see the task log")
+        except Exception:  # recording is best effort; the task log keeps the error either way
+            log.exception("could not record the failed run %s of %s in its run history", run_id, self.config.name)
+
+
+def default_args(config: PipelineConfig, record_failures: bool = False) -> dict:
+    """Owner, retries with exponential backoff, timeout and the failure email, from ``config.airflow``;
+    with ``record_failures`` (training) a task that fails for good also records the run as failed."""
     settings = config.airflow
+    on_failure = TaskFailureEmail(config.name, config.alerts.email, config.alerts.from_email)
     return {
         "owner": settings.owner,
         "retries": settings.retries,
@@ -21,7 +49,7 @@ def default_args(config: PipelineConfig) -> dict:
         "retry_exponential_backoff": 2.0,
         "max_retry_delay": dt.timedelta(seconds=settings.max_retry_delay_seconds),
         "execution_timeout": dt.timedelta(minutes=settings.task_timeout_minutes),
-        "on_failure_callback": TaskFailureEmail(config.name, config.alerts.email, config.alerts.from_email),
+        "on_failure_callback": [on_failure, FailedRunRecorder(config)] if record_failures else on_failure,
     }
 
 
@@ -36,7 +64,7 @@ def dag_args(config: PipelineConfig, kind: str, doc_md: str) -> dict:
         "max_active_runs": 1,
         "tags": ["ml", kind, config.task, *settings.tags],
         "doc_md": doc_md,
-        "default_args": default_args(config),
+        "default_args": default_args(config, record_failures=kind == "training"),
         "on_failure_callback": RunFailureEmail(config.name, config.alerts.email, config.alerts.from_email),
     }
 

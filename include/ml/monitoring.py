@@ -5,8 +5,9 @@ share their comparison and drift tables).
 
 Inputs are the files the pipeline writes: the registry (versions, production pointer, audit log),
 the run history and run workspaces, the scoring and performance histories; missing files give
-empty sections. Airflow's own view of the DAG runs (to show a failed run, which writes no history
-line) can be passed in as plain dicts: this module never imports Airflow.
+empty sections. A failed run's history line (``state: failed``) shows with its step, error and
+quarantine folder; Airflow's own view of the DAG runs (a run still going, or one that failed without
+writing that line) can be passed in as plain dicts: this module never imports Airflow.
 
 Charts are inline SVG drawn here (no JavaScript, no network), so a report file opens offline: their
 geometry is arithmetic, clearer in Python than in a template, and every text or attribute value they
@@ -104,9 +105,12 @@ def _run_row(config: PipelineConfig, entry: dict, links: Links) -> dict:
     drift = entry.get("drift_by_feature") or {}
     drifted = entry.get("drifted_features") or []
     branch = entry.get("branch")
+    failed = entry.get("state") == "failed"  # a FailedRun line: the step, its error, the quarantine folder
     return {
-        "run_id": entry["run_id"], "logical_date": entry.get("logical_date"), "outcome": branch,
-        "airflow_state": "success", "version": entry.get("version"), "score": _round(entry.get("score")),
+        "run_id": entry["run_id"], "logical_date": entry.get("logical_date"), "outcome": "failed" if failed else branch,
+        "airflow_state": "failed" if failed else "success", "failed_step": entry.get("step") if failed else None,
+        "error": entry.get("error") if failed else None, "quarantined_to": entry.get("quarantined_to"),
+        "version": entry.get("version"), "score": _round(entry.get("score")),
         "champion_score": _round(entry.get("champion_score")), "production_before": entry.get("production_before"),
         "production_after": entry.get("production_after"), "switched": entry.get("switched"),
         "drift_verdict": entry.get("drift_verdict"), "drifted_features": drifted,
@@ -115,7 +119,8 @@ def _run_row(config: PipelineConfig, entry: dict, links: Links) -> dict:
         "reasons": entry.get("reasons") or [], "finished_at": entry.get("finished_at"),
         "links": {"run": links.run(config.dag_id, entry["run_id"]),
                   "decision_log": links.task_log(config.dag_id, entry["run_id"], "drift_check"),
-                  "outcome_log": links.task_log(config.dag_id, entry["run_id"], branch or "report")},
+                  "outcome_log": links.task_log(config.dag_id, entry["run_id"],
+                                                entry.get("step") if failed else branch or "report")},
     }
 
 
@@ -125,7 +130,8 @@ def _airflow_only_row(config: PipelineConfig, run: dict, links: Links) -> dict:
     outcome = "failed" if state == "failed" else "running" if state in ("running", "queued") else state
     return {
         "run_id": run["run_id"], "logical_date": (run.get("logical_date") or "")[:10] or None, "outcome": outcome,
-        "airflow_state": state, "version": None, "score": None, "champion_score": None,
+        "airflow_state": state, "failed_step": None, "error": None, "quarantined_to": None,
+        "version": None, "score": None, "champion_score": None,
         "production_before": None, "production_after": None, "switched": False, "drift_verdict": None,
         "drifted_features": [], "drifted_share": None, "rows": None, "validation_warnings": None,
         "reasons": [f"Airflow run {state}: see its task logs"] if outcome == "failed" else [],
@@ -211,7 +217,7 @@ def _heatmap(config: PipelineConfig, rows: list[dict]) -> dict:
     """Drift per feature over runs: ``cells[i][j]`` is feature i in run j (``None``: not compared)."""
     from include.ml.steps import run_history
 
-    by_run = {h["run_id"]: h.get("drift_by_feature") or {} for h in run_history(config)}
+    by_run = {h["run_id"]: h.get("drift_by_feature") or {} for h in run_history(config) if h.get("state") != "failed"}
     columns = [r for r in rows if r["run_id"] in by_run]
     severity = {"severe": 3, "drifted": 2}
     worst: dict[str, int] = {}
@@ -282,7 +288,7 @@ def pipeline_detail(config: PipelineConfig, airflow_runs: list[dict] | None = No
     registry = _registry(config)
     rows = runs(config, airflow_runs, links)
     summary = pipeline_overview(config, airflow_runs, links, _runs=rows)
-    history = run_history(config)
+    history = [h for h in run_history(config) if h.get("state") != "failed"]  # the latest trained run
     latest = None
     if history:
         last = max(history, key=lambda h: h.get("finished_at") or "")

@@ -238,7 +238,7 @@ def test_validate_keeps_only_ids_features_and_target(credit_config, credit_lande
     result = steps.validate(credit_config, workspace)
 
     assert result == {"rows": ROWS, "features": 15, "feature_origin": "config", "passed": True,
-                      "warnings": 0, "warning_messages": []}
+                      "unlabelled_rows": 0, "warnings": 0, "warning_messages": []}
     validated = pd.read_parquet(workspace / "validated.parquet")
     assert list(validated.columns) == ["customer_id", *(f.name for f in credit_config.features), "default"]
 
