@@ -171,6 +171,9 @@ def _reference_profile(config, reference: str | None):
 
         frame = read_batch(Path(reference))
         features, _ = resolve_features(config, frame)
+        if missing := sorted({f.name for f in features} - set(frame.columns)):
+            raise PipelineError(f"reference file {reference} lacks feature column(s) {missing} of pipeline "
+                                f"{config.name!r}; leave out --pipeline to compare two files on their common columns")
         return ReferenceProfile(bins=config.drift.bins).fit(frame, features), reference
     registry = registry_for(config)
     version = reference or registry.production()
@@ -180,16 +183,62 @@ def _reference_profile(config, reference: str | None):
     return ReferenceProfile.from_dict(registry.reference_profile(version)), version
 
 
-def cmd_drift(args: argparse.Namespace) -> int:
-    from include.ml.drift import drift_report
-    from include.ml.extract import read_batch
+def _file_features(reference, current) -> tuple[list, dict[str, str]]:
+    """The features two files are compared on: their common columns, numeric or categorical by the
+    reference's types; and the common columns left out, with why (an ID-like text column, one value
+    per row, would only ever look drifted; a timestamp has no levels to compare)."""
+    import pandas as pd
 
-    config = get_pipeline(args.pipeline)
-    profile, reference = _reference_profile(config, args.reference)
-    frame = read_batch(Path(args.current))
+    from include.ml.config import FeatureSpec
+
+    common = [c for c in reference.columns if c in set(current.columns)]
+    if not common:
+        raise PipelineError(f"the two files have no column in common (reference: {list(reference.columns)[:20]}; "
+                            f"current: {list(current.columns)[:20]}): there is nothing to compare")
+    features, skipped = [], {}
+    for name in common:
+        column = reference[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            skipped[name] = "a timestamp"
+        elif pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            features.append(FeatureSpec(name=name, type="numeric"))
+        elif len(column) > 1 and column.nunique(dropna=True) == len(column):
+            skipped[name] = "one value per row (an id)"
+        else:
+            features.append(FeatureSpec(name=name, type="categorical"))
+    if not features:
+        raise PipelineError(f"the files' common column(s) {common} cannot be compared: "
+                            + "; ".join(f"{n} is {why}" for n, why in skipped.items()))
+    return features, skipped
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from include.ml.config import DriftConfig
+    from include.ml.drift import ReferenceProfile, drift_report
+    from include.ml.extract import read_batch
+    from include.ml.registry import VERSION_PATTERN
+
+    skipped: dict[str, str] = {}
+    reference_is_file = args.reference is not None and not VERSION_PATTERN.fullmatch(args.reference)
+    if args.pipeline is None and reference_is_file:  # two files, no pipeline: their common columns
+        settings = DriftConfig()
+        reference_frame, frame = read_batch(Path(args.reference)), read_batch(Path(args.current))
+        features, skipped = _file_features(reference_frame, frame)
+        profile = ReferenceProfile(bins=settings.bins).fit(reference_frame, features)
+        reference = args.reference
+    else:
+        known = _known_pipelines()
+        if args.pipeline is None and len(known) != 1:
+            raise PipelineError("drift needs --pipeline (known pipelines: " + (", ".join(known) or "none")
+                                + ") unless --reference is a file: then two files are compared on their common "
+                                  "columns")
+        config = get_pipeline(args.pipeline or known[0])
+        settings = config.drift
+        profile, reference = _reference_profile(config, args.reference)
+        frame = read_batch(Path(args.current))
     if missing := profile.missing_features(frame):
         raise PipelineError(f"{args.current} lacks feature column(s) {missing} that the reference {reference} has")
-    report = drift_report(profile, frame, config.drift)
+    report = drift_report(profile, frame, settings)
     report.reference_version = reference
     rows = []
     for name, stats in report.ordered_features():
@@ -198,8 +247,9 @@ def cmd_drift(args: argparse.Namespace) -> int:
     text = (f"drift verdict: {report.verdict} (against {reference}; {len(report.drifted_features)} of "
             f"{len(rows)} features drifted, {len(report.severe_features)} severely)\n"
             + "".join(f"  {r}\n" for r in report.reasons)
-            + _table(rows, ["feature", "type", "level", "gating statistics"]))
-    _emit(args, report.to_dict(), text)
+            + _table(rows, ["feature", "type", "level", "gating statistics"])
+            + "".join(f"\n  not compared: {name} ({why})" for name, why in skipped.items()))
+    _emit(args, {**report.to_dict(), "not_compared": skipped} if skipped else report.to_dict(), text)
     return 0
 
 
@@ -454,7 +504,12 @@ def build_parser() -> argparse.ArgumentParser:
                                       "model's training data (exit 1 on errors; warnings are listed)")
     p.add_argument("file", help="CSV or Parquet file")
 
-    p = add("drift", cmd_drift, "drift of a batch file against a model version's training data or a file")
+    p = add("drift", cmd_drift, "drift of a batch file against a model version's training data or a file "
+                                "(two files without --pipeline: their common columns, typed by the reference)",
+            pipeline=False)
+    p.add_argument("--pipeline", help="pipeline config name in include/pipelines: "
+                                      f"{', '.join(_known_pipelines()) or 'none yet'} (required when there are "
+                                      "several, unless --reference is a file)")
     p.add_argument("--current", required=True, help="the batch: CSV or Parquet file")
     p.add_argument("--reference", help="a model version (its stored profile) or a CSV/Parquet file "
                                        "(default: the production version)")

@@ -416,6 +416,59 @@ def test_drift_json_is_the_full_report_against_a_chosen_version(capsys, in_credi
     assert report.settings["critical_features"] == ["income", "utilization"]
 
 
+def _sensor_file(path: Path, seed: int, shift: float = 0.0, rows: int = 600) -> Path:
+    """A file of a schema no pipeline has: a reading id, a temperature, a city, a day."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"reading_id": [f"r{seed}-{i}" for i in range(rows)],
+                          "temperature": rng.normal(20 + shift, 3, rows),
+                          "city": rng.choice(["oslo", "lima", "pune"], rows),
+                          "day": pd.date_range("2026-01-01", periods=rows, freq="h")})
+    frame.to_parquet(path, index=False) if path.suffix == ".parquet" else frame.to_csv(path, index=False)
+    return path
+
+
+def test_drift_of_two_files_of_another_schema_compares_their_common_columns(capsys, tmp_path: Path):
+    reference = _sensor_file(tmp_path / "a.parquet", seed=1)
+    same = _sensor_file(tmp_path / "b.csv", seed=2)
+    warmer = _sensor_file(tmp_path / "c.parquet", seed=3, shift=6.0)
+
+    unchanged = run_json(capsys, "drift", "--reference", str(reference), "--current", str(same))
+    changed = run_json(capsys, "drift", "--reference", str(reference), "--current", str(warmer))
+    code, out, _ = run(capsys, "drift", "--reference", str(reference), "--current", str(warmer))
+
+    assert {n: f["type"] for n, f in unchanged["features"].items()} == {"temperature": "numeric",
+                                                                        "city": "categorical"}
+    assert unchanged["not_compared"] == {"reading_id": "one value per row (an id)", "day": "a timestamp"}
+    assert unchanged["verdict"] == "none"
+    assert changed["verdict"] == "drift" and changed["drifted_features"] == ["temperature"]
+    assert code == 0 and out.startswith(f"drift verdict: drift (against {reference}; 1 of 2 features drifted")
+
+
+def test_drift_of_two_files_without_a_common_column_is_a_clear_error(capsys, tmp_path: Path):
+    reference = _sensor_file(tmp_path / "a.parquet", seed=1)
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"x": [1, 2, 3], "y": ["a", "b", "c"]}).to_csv(other, index=False)
+
+    code, out, err = run(capsys, "drift", "--reference", str(reference), "--current", str(other))
+
+    assert code == 1 and out == ""
+    assert err.startswith("error: the two files have no column in common (reference: ['reading_id', "
+                          "'temperature', 'city', 'day']; current: ['x', 'y'])")
+
+
+def test_drift_of_another_schema_against_a_pipeline_names_the_missing_columns(capsys, tmp_path: Path):
+    reference = _sensor_file(tmp_path / "a.parquet", seed=1)
+
+    code, _, err = run(capsys, "drift", "--pipeline", "credit_default", "--reference", str(reference),
+                       "--current", str(reference))
+
+    assert code == 1
+    assert err.startswith(f"error: reference file {reference} lacks feature column(s) ['age', ")
+    assert "Traceback" not in err
+
+
 def test_drift_against_a_reference_file_profiles_it_on_the_fly(capsys, in_credit_history):
     first, second, drifted = (str(p) for p in in_credit_history.landing)
 
