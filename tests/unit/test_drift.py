@@ -528,3 +528,54 @@ def test_a_feature_with_too_few_values_to_compare_is_insufficient_data_not_none(
 
     assert feature["checks"]["wasserstein"] == "insufficient_data"  # 150 values < min_batch_rows 200
     assert feature["level"] == "insufficient_data"
+
+
+# -- boolean and datetime features: judged as the model sees them ---------------------------
+
+TYPED_FEATURES = [FeatureSpec(name="member", type="boolean"),
+                  FeatureSpec(name="signup", type="datetime", parts=["year", "month", "dayofweek"])]
+
+
+def typed_frame(seed: int, n: int, member_share: float = 0.4) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    signup = pd.Timestamp("2021-01-01") + pd.to_timedelta(rng.integers(0, 4 * 365, n), unit="D")
+    return pd.DataFrame({"member": rng.random(n) < member_share, "signup": signup})
+
+
+def test_a_datetime_is_profiled_by_its_parts_and_a_boolean_as_true_false_levels():
+    profile = ReferenceProfile().fit(typed_frame(0, 3_000), TYPED_FEATURES)
+
+    assert set(profile.numeric_) == {"signup.year", "signup.month", "signup.dayofweek"}
+    assert profile.numeric_["signup.month"]["source"] == "signup"
+    assert set(profile.categorical_["member"]["shares"]) == {"true", "false"}
+
+
+def test_later_dates_and_yes_no_text_from_the_same_distribution_do_not_drift():
+    profile = ReferenceProfile().fit(typed_frame(0, 3_000), TYPED_FEATURES)
+    batch = typed_frame(1, 1_000)
+    batch["member"] = np.where(batch["member"], "yes", "no")  # as a CSV delivers it
+    batch["signup"] = batch["signup"].dt.strftime("%Y-%m-%d")
+
+    report = drift_report(profile, batch, DriftConfig())
+
+    assert report.verdict == "none", report.reasons
+    assert report.features["member"]["unseen_levels"] == []
+    assert report.features["signup.year"]["source"] == "signup"
+
+
+def test_a_boolean_whose_share_moves_drifts_and_a_critical_datetime_counts_by_its_parts():
+    profile = ReferenceProfile().fit(typed_frame(0, 3_000), TYPED_FEATURES)
+    moved = typed_frame(1, 1_000, member_share=0.9)
+    moved["signup"] = moved["signup"] + pd.Timedelta(days=3 * 365)
+
+    report = drift_report(profile, moved, DriftConfig(critical_features=["signup"]))
+
+    assert report.verdict == "drift"
+    assert "member" in report.drifted_features and "signup.year" in report.severe_features
+    assert any(reason.startswith("critical feature(s) drifted: signup.year") for reason in report.reasons)
+
+
+def test_a_missing_datetime_column_is_named_by_its_column_not_its_parts():
+    profile = ReferenceProfile().fit(typed_frame(0, 1_000), TYPED_FEATURES)
+
+    assert profile.missing_features(typed_frame(1, 500).drop(columns="signup")) == ["signup"]

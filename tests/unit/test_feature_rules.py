@@ -9,7 +9,15 @@ import pytest
 
 from include.ml.config import FeatureSpec, ValidationRules
 from include.ml.errors import BatchValidationError
-from include.ml.feature_rules import ERROR, WARNING, FeatureRules, level_label, level_labels
+from include.ml.feature_rules import (
+    ERROR,
+    WARNING,
+    FeatureRules,
+    as_booleans,
+    as_datetimes,
+    level_label,
+    level_labels,
+)
 from include.ml.validate import check_batch
 
 SPECS = [
@@ -89,3 +97,51 @@ def test_validation_scoring_and_drift_read_a_mixed_level_column_the_same_way(cre
 
     assert validated.tolist()[:3] == scored.tolist()[:3] == ["2", "2", "gold"]
     assert pd.isna(validated.iloc[3]) and pd.isna(scored.iloc[3]) and set(profiled) == {"2", "gold"}
+
+
+# -- boolean and datetime features ----------------------------------------------------------
+
+TYPED = [FeatureSpec(name="member", type="boolean"), FeatureSpec(name="signup", type="datetime"),
+         FeatureSpec(name="closed", type="datetime", format="%d/%m/%Y")]
+
+
+def test_booleans_are_read_from_bools_numbers_and_words_in_any_case():
+    values, not_booleans = as_booleans(pd.Series([True, False, 1, 0.0, "Yes", " no ", "TRUE", "f", "y", "N", None,
+                                                  "maybe", 2], dtype=object))
+
+    assert values.iloc[:10].tolist() == [1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0]
+    assert not_booleans.tolist() == [False] * 11 + [True, True]
+
+
+def test_dates_are_read_from_datetimes_iso_text_and_a_declared_format_in_utc():
+    aware = pd.Series(pd.to_datetime(["2026-01-31T10:00:00+02:00"]))
+    assert as_datetimes(aware)[0].iloc[0] == pd.Timestamp("2026-01-31 08:00")
+    values, not_dates = as_datetimes(pd.Series(["2026-01-31", "2026-02-01 08:30", "31/01/2026", None, "soon"]))
+    assert values.iloc[1] == pd.Timestamp("2026-02-01 08:30")
+    assert not_dates.tolist() == [False, False, True, False, True]
+    assert as_datetimes(pd.Series([20260131, 5]))[1].all()  # numbers are not dates
+    assert as_datetimes(pd.Series(["31/01/2026"]), "%d/%m/%Y")[0].iloc[0] == pd.Timestamp("2026-01-31")
+
+
+def test_a_scored_row_with_a_bad_date_or_boolean_is_rejected_with_its_reason():
+    chunk = pd.DataFrame({"member": ["yes", "maybe", "no", True],
+                          "signup": ["2026-01-01", "2026-01-02", "soon", pd.NA],
+                          "closed": ["01/02/2026", "2026-02-01", "01/02/2026", "13/13/2026"]})
+
+    clean, problem = FeatureRules(TYPED).row_problems(chunk)
+
+    assert problem.tolist() == ["", "member: not a boolean", "signup: not a date", "closed: not a date"]
+    assert clean["member"].dtype == "float64" and clean["signup"].dtype == "datetime64[ns]"
+    assert clean["closed"].iloc[0] == pd.Timestamp("2026-02-01")
+
+
+def test_validation_refuses_a_batch_whose_dates_are_not_dates_naming_the_column(credit_config):
+    frame = pd.DataFrame({"member": [True, False] * 100, "signup": ["2026-01-01"] * 150 + ["n/a"] * 50,
+                          "closed": ["01/02/2026"] * 200, "y": [0, 1] * 100})
+    config = credit_config.model_copy(update={"target": "y", "id_columns": [],
+                                              "validation": ValidationRules(min_rows=10)})
+
+    with pytest.raises(BatchValidationError) as caught:
+        check_batch(frame, config, TYPED)
+
+    assert "column 'signup': 50 values are not dates" in str(caught.value)

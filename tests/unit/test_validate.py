@@ -16,7 +16,7 @@ from include.ml.config import FeatureSpec, PipelineConfig
 from include.ml.drift import ReferenceProfile
 from include.ml.errors import BatchValidationError, InputDataError
 from include.ml.extract import read_batch
-from include.ml.validate import build_schema, check_batch, infer_features, quarantine, validate_frame
+from include.ml.validate import build_schema, check_batch, infer, infer_features, quarantine, validate_frame
 
 
 def failures_of(frame: pd.DataFrame, config: PipelineConfig, features=None, reference=None) -> BatchValidationError:
@@ -439,6 +439,39 @@ def test_inferred_features_are_numeric_by_dtype_and_skip_target_and_ids(house_fr
     assert kinds["area_m2"] == "numeric"
     assert kinds["neighbourhood"] == "categorical"
     assert len(kinds) == 10
+
+
+@pytest.mark.parametrize(("dates", "date_format"), [
+    (["2026-01-31", "2026-02-01T08:30:00", "2025-12-24 23:59"], None),
+    (["31/01/2026", "01/02/2026", "24/12/2025"], "%d/%m/%Y"),
+    (["31.01.2026 08:30", "01.02.2026 09:00", "24.12.2025 10:15"], "%d.%m.%Y %H:%M"),
+], ids=["iso", "day-first", "dotted-with-time"])
+def test_text_dates_are_inferred_as_datetime_with_the_format_that_reads_them(house_frame, house_config, dates,
+                                                                            date_format):
+    frame = house_frame.assign(listed=[dates[i % 3] for i in range(len(house_frame))])
+
+    spec = next(f for f in infer_features(frame, house_config) if f.name == "listed")
+
+    assert (spec.type, spec.format) == ("datetime", date_format)
+
+
+def test_an_all_different_measurement_is_numeric_and_a_column_named_paid_is_not_an_id(house_frame, house_config):
+    rng = np.random.default_rng(0)
+    frame = house_frame.assign(paid=rng.permutation(10**6)[:len(house_frame)], weight=rng.normal(size=len(house_frame)))
+
+    kinds = {f.name: f.type for f in infer_features(frame, house_config)}
+
+    assert kinds["paid"] == "numeric" and kinds["weight"] == "numeric"
+
+
+def test_inference_types_win_and_notes_name_columns_the_batch_lacks(house_frame, house_config):
+    config = house_config.model_copy(update={"inference": house_config.inference.model_copy(
+        update={"types": {"rooms": "categorical", "ghost": "numeric"}})})
+
+    inferred = infer(house_frame, config)
+
+    assert {f.name: f.type for f in inferred.features}["rooms"] == "categorical"
+    assert "inference names column(s) ['ghost'] the batch does not have" in inferred.notes
 
 
 # -- quarantine -----------------------------------------------------------------------------
