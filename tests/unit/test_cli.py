@@ -13,7 +13,7 @@ import pytest
 
 from include.ml import alerts, simulate, steps
 from include.ml.cli import main
-from include.ml.config import ConfigError, load_config
+from include.ml.config import ConfigError, load_all, load_config
 from include.ml.drift import DriftReport
 from include.ml.errors import RegistryError
 from include.ml.registry import ModelRegistry
@@ -118,8 +118,8 @@ def test_simulate_writes_batches_for_every_pipeline(capsys, ml_home: Path):
     code, out, _ = run(capsys, "simulate", "--start", "2026-01-01", "--days", "2", "--rows", "30")
 
     assert code == 0
-    assert f"credit_default: 2 batch(es) in {ml_home / 'landing/credit_default'}" in out
-    assert f"house_prices: 2 batch(es) in {ml_home / 'landing/house_prices'}" in out
+    for config in load_all():
+        assert f"{config.name}: 2 batch(es) in {ml_home / 'landing' / config.name}" in out
     assert len(list((ml_home / "landing/house_prices").glob("*.parquet"))) == 2
 
 
@@ -158,6 +158,7 @@ def test_config_check_reports_each_pipeline_ok(capsys):
     assert code == 0
     assert out.splitlines() == [
         "credit_default: ok (classification, hist_gradient_boosting, roc_auc)",
+        "digits: ok (classification, logistic_regression, accuracy)",
         "house_prices: ok (regression, random_forest, rmse)",
     ]
 
@@ -708,7 +709,7 @@ def test_a_registry_change_without_pipeline_is_a_usage_error_naming_the_option_a
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert "the following arguments are required: --pipeline" in err
-    assert "known pipelines: credit_default, house_prices" in err
+    assert f"known pipelines: {', '.join(c.name for c in load_all())}" in err
     assert three_versions.production() == "v0001"
     assert len(three_versions.audit()) == 1
 
@@ -731,7 +732,7 @@ def test_a_read_only_command_needs_pipeline_when_several_are_configured(capsys):
         main(["models", "list"])
 
     assert exited.value.code == 2
-    assert "--pipeline; known pipelines: credit_default, house_prices" in capsys.readouterr().err
+    assert f"--pipeline; known pipelines: {', '.join(c.name for c in load_all())}" in capsys.readouterr().err
 
 
 def test_a_read_only_command_defaults_to_the_only_configured_pipeline(capsys, tmp_path: Path, monkeypatch):
