@@ -1,7 +1,14 @@
-"""Metrics for a fitted model on holdout rows, and the quality gates a candidate must pass."""
+"""Metrics for a fitted model on holdout rows, and the quality gates a candidate must pass.
+
+Classification is binary or multiclass, decided by the classes the model was fitted on. Binary
+metrics judge the positive class (:func:`positive_class`); multiclass ones are macro averages over
+one-vs-rest problems (roc_auc, average_precision, f1) or need no positive class (accuracy,
+balanced_accuracy, log_loss).
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -9,23 +16,65 @@ import pandas as pd
 from sklearn import metrics as skm
 
 from include.ml.config import PipelineConfig
+from include.ml.errors import InputDataError
+from include.ml.feature_rules import level_label
 
 PROBA_PREFIX = "proba_"  # a prediction file's column of one class's probability: proba_<class>
 
 
-def positive_class(classes: Sequence):
-    """The positive class of a binary classifier: the second of its ``classes_``, which scikit-learn
-    sorts (numerically for numbers: 10 of 2 and 10; "yes" of "no" and "yes"; 1 of 0 and 1). Raises
-    ``ValueError`` when there are not exactly two classes."""
+class PositiveLabelError(InputDataError):
+    """``positive_label`` does not fit the target's classes (not one of them, or not two classes)."""
+
+
+def positive_index(classes: Sequence, positive_label=None) -> int:
+    """The position in ``classes`` (a model's ``classes_``, or a prediction file's classes as text) of
+    the positive class: the class ``positive_label`` names, matched as text (:func:`level_label`, so
+    1 finds the class 1 or "1"), else the second class, which scikit-learn sorts (numerically for
+    numbers: 10 of 2 and 10; "yes" of "no" and "yes"; 1 of 0 and 1).
+
+    Raises :class:`PositiveLabelError` when ``positive_label`` is set and there are not two classes
+    or it is not one of them, ``ValueError`` when there are not two classes."""
     classes = list(classes)
     if len(classes) != 2:
+        if positive_label is not None:
+            raise PositiveLabelError(
+                f"positive_label {positive_label!r} is for binary classification, but the target has "
+                f"{len(classes)} classes {classes}: remove positive_label from the pipeline config")
         raise ValueError(f"a positive class needs a binary classifier; the classes are {classes}")
-    return classes[1]
+    if positive_label is None:
+        return 1
+    for index, label in enumerate(classes):
+        if level_label(label) == level_label(positive_label):
+            return index
+    raise PositiveLabelError(
+        f"positive_label {positive_label!r} is not one of the target's classes {classes}: set positive_label "
+        "to one of them in the pipeline config, or check the target column of the batch")
 
 
-def positive_probability(model, proba: np.ndarray) -> np.ndarray:
+def positive_class(classes: Sequence, positive_label=None):
+    """The positive class of a binary classifier (see :func:`positive_index`): the element of
+    ``classes`` itself, so of the classes' type."""
+    return list(classes)[positive_index(classes, positive_label)]
+
+
+def positive_probability(model, proba: np.ndarray, positive_label=None) -> np.ndarray:
     """The column of ``proba`` (``model.predict_proba``) of the model's :func:`positive_class`."""
-    return proba[:, list(model.classes_).index(positive_class(model.classes_))]
+    return proba[:, positive_index(model.classes_, positive_label)]
+
+
+def is_binary(classes: Sequence) -> bool:
+    """Whether a classifier with these classes is binary (else multiclass)."""
+    return len(list(classes)) == 2
+
+
+def class_metadata(model, config: PipelineConfig) -> dict:
+    """What a registered version records of its classes: ``classes`` (in the model's order) and the
+    ``positive_label`` it was judged by (binary only; None otherwise). Both as JSON values."""
+    if config.task != "classification":
+        return {"classes": None, "positive_label": None}
+    classes = [c.item() if isinstance(c, np.generic) else c for c in model.classes_]
+    return {"classes": classes,
+            "positive_label": positive_class(classes, config.positive_label) if is_binary(classes) else None}
 
 
 def proba_column(label) -> str:
@@ -43,66 +92,127 @@ def proba_classes(columns: Iterable[str]) -> list[str]:
 
 
 def holdout_metrics(model, frame: pd.DataFrame, config: PipelineConfig, feature_names: list[str]) -> dict[str, float]:
-    """All metrics of the config's task for ``model`` on ``frame``: roc_auc, accuracy... or rmse, mae, r2."""
-    x, y = frame[feature_names], frame[config.target]
-    if config.task == "classification":
+    """All metrics of the config's task for ``model`` on ``frame``: roc_auc, accuracy, balanced_accuracy,
+    f1, average_precision, log_loss (binary: of the positive class; multiclass: macro one-vs-rest), or
+    rmse, mae, r2."""
+    x, y = frame[feature_names], frame[config.target].to_numpy()
+    if config.task != "classification":
         predicted = model.predict(x)
-        proba = model.predict_proba(x)
-        binary = proba.shape[1] == 2
-        result = {
-            "accuracy": skm.accuracy_score(y, predicted),
-            "f1": skm.f1_score(y, predicted, average="binary", pos_label=positive_class(model.classes_)) if binary
-            else skm.f1_score(y, predicted, average="macro"),
-        }
-        if binary:
-            positive = positive_probability(model, proba)
-            is_positive = (y == positive_class(model.classes_)).to_numpy()
-            result["roc_auc"] = skm.roc_auc_score(is_positive, positive)
-            result["average_precision"] = skm.average_precision_score(is_positive, positive)
-        else:
-            result["roc_auc"] = skm.roc_auc_score(y, proba, multi_class="ovr", labels=model.classes_)
-        result["log_loss"] = skm.log_loss(y, proba, labels=model.classes_)
+        return {"rmse": float(np.sqrt(skm.mean_squared_error(y, predicted))),
+                "mae": float(skm.mean_absolute_error(y, predicted)), "r2": float(skm.r2_score(y, predicted))}
+    classes = list(model.classes_)
+    proba = model.predict_proba(x)
+    predicted = model.classes_[np.argmax(proba, axis=1)]  # what predict() returns, one pass through the model
+    if is_binary(classes) or config.positive_label is not None:  # a positive_label of 3 classes: an error
+        index = positive_index(classes, config.positive_label)
+        positive, scores = classes[index], proba[:, index]
     else:
-        predicted = model.predict(x)
-        result = {
-            "rmse": float(np.sqrt(skm.mean_squared_error(y, predicted))),
-            "mae": skm.mean_absolute_error(y, predicted),
-            "r2": skm.r2_score(y, predicted),
-        }
-    return {k: float(v) for k, v in result.items()}
+        positive, scores = None, proba
+    result = {name: metric_value(name, y, predicted, positive, classes)
+              for name in ("accuracy", "balanced_accuracy", "f1")}
+    for name in ("roc_auc", "average_precision"):
+        result[name] = metric_value(name, y, scores, positive, classes)
+    result["log_loss"] = metric_value("log_loss", y, proba, positive, classes)
+    return result
 
 
-def metric_inputs(model, frame: pd.DataFrame, config: PipelineConfig, feature_names: list[str]) -> np.ndarray:
+def _aligned(model, proba: np.ndarray, classes: Sequence | None) -> np.ndarray:
+    """``proba`` with one column per class of ``classes`` (another model's, say), in that order; a
+    class the model does not know gets probability 0."""
+    own = [level_label(c) for c in model.classes_]
+    if classes is None or own == [level_label(c) for c in classes]:
+        return proba
+    aligned = np.zeros((len(proba), len(classes)))
+    for index, label in enumerate(classes):
+        if level_label(label) in own:
+            aligned[:, index] = proba[:, own.index(level_label(label))]
+    return aligned
+
+
+def metric_inputs(model, frame: pd.DataFrame, config: PipelineConfig, feature_names: list[str],
+                  classes: Sequence | None = None) -> np.ndarray:
     """What the primary metric is computed from, per holdout row: the positive-class probability
-    (roc_auc, average_precision), the class probabilities (log_loss), or the prediction."""
+    (binary roc_auc, average_precision), the class probabilities (log_loss, multiclass roc_auc and
+    average_precision; in the order of ``classes`` when given, else the model's), or the prediction."""
     x = frame[feature_names]
-    if config.metric in ("roc_auc", "average_precision"):
-        return positive_probability(model, model.predict_proba(x))
-    if config.metric == "log_loss":
-        return model.predict_proba(x)
+    if config.metric in ("roc_auc", "average_precision", "log_loss"):
+        classes = list(model.classes_ if classes is None else classes)
+        proba = _aligned(model, model.predict_proba(x), classes)
+        if config.metric != "log_loss" and is_binary(classes):
+            return proba[:, positive_index(classes, config.positive_label)]
+        return proba
     return np.asarray(model.predict(x))
 
 
-def prediction_values(model, x: pd.DataFrame, task: str) -> np.ndarray:
-    """One number per row to watch for prediction drift: the probability of the model's
-    :func:`positive_class`, or a regressor's prediction."""
-    if task == "classification":
-        return positive_probability(model, model.predict_proba(x))
-    return np.asarray(model.predict(x), dtype=float)
+def prediction_values(model, x: pd.DataFrame, task: str, positive_label=None) -> np.ndarray | pd.DataFrame:
+    """What prediction drift watches, per row: the probability of a binary classifier's
+    :func:`positive_class`, every class's probability of a multiclass one (a DataFrame with a
+    ``proba_<class>`` column per class, in ``classes_`` order, as scoring writes them), or a
+    regressor's prediction."""
+    if task != "classification":
+        return np.asarray(model.predict(x), dtype=float)
+    proba = model.predict_proba(x)
+    if is_binary(model.classes_) or positive_label is not None:  # a positive_label of 3 classes: an error
+        return positive_probability(model, proba, positive_label)
+    return pd.DataFrame(proba, columns=[proba_column(c) for c in model.classes_], index=x.index)
 
 
-def metric_value(metric: str, y: np.ndarray, inputs: np.ndarray, positive=None) -> float:
-    """The metric ``metric`` of outputs ``inputs`` against truth ``y`` (see :func:`metric_inputs`)."""
-    if metric == "roc_auc":
-        return float(skm.roc_auc_score(y == positive, inputs))
-    if metric == "average_precision":
-        return float(skm.average_precision_score(y == positive, inputs))
+def _one_vs_rest(y: np.ndarray, classes: Sequence | None, n_columns: int) -> np.ndarray:
+    """Row x class indicator of ``y`` against ``classes`` (a truth outside them is 0 everywhere)."""
+    if classes is None or len(classes) != n_columns:
+        raise ValueError(f"multiclass metrics need the {n_columns} classes of the probability columns")
+    as_text = np.array([level_label(v) for v in y], dtype=object)
+    return np.column_stack([as_text == level_label(c) for c in classes])
+
+
+def _column_of(y: np.ndarray, classes: Sequence) -> np.ndarray:
+    """The column (position in ``classes``) of every truth in ``y``; ``ValueError`` names a truth
+    outside the classes."""
+    position = {level_label(c): i for i, c in enumerate(classes)}
+    unknown = sorted({level_label(v) for v in y} - set(position))
+    if unknown:
+        raise ValueError(f"labels {unknown[:5]} are not among the model's classes {list(classes)}")
+    return np.array([position[level_label(v)] for v in y])
+
+
+def metric_value(metric: str, y: np.ndarray, inputs: np.ndarray, positive=None, classes: Sequence | None = None
+                 ) -> float:
+    """The metric ``metric`` of outputs ``inputs`` against truth ``y`` (see :func:`metric_inputs`).
+
+    Binary (``positive`` given): roc_auc and average_precision of ``positive`` from its probability,
+    f1 of ``positive``. Multiclass (2-D probabilities with ``classes`` in their column order, no
+    ``positive``): macro averages over the classes present in ``y`` (roc_auc, average_precision), macro
+    f1. ``ValueError`` when the rows cannot give the metric (one class only)."""
+    y = np.asarray(y)
+    inputs = np.asarray(inputs)
+    if metric in ("roc_auc", "average_precision"):
+        if inputs.ndim == 1:
+            score = skm.roc_auc_score if metric == "roc_auc" else skm.average_precision_score
+            return float(score(y == positive, inputs))
+        truth = _one_vs_rest(y, classes, inputs.shape[1])
+        if metric == "roc_auc":
+            value = _ovr_auc_rows(truth, inputs, np.arange(len(y))[None, :])[0]
+        else:
+            present = truth.any(axis=0) & ~truth.all(axis=0)
+            value = np.mean([skm.average_precision_score(truth[:, i], inputs[:, i]) for i in np.flatnonzero(present)]
+                            ) if present.sum() >= 2 else np.nan
+        if not np.isfinite(value):
+            raise ValueError(f"{metric} needs rows of at least two classes")
+        return float(value)
     if metric == "log_loss":
+        if classes is not None:  # truth as column numbers: log_loss sorts its labels, the columns are the model's
+            return float(skm.log_loss(_column_of(y, classes), inputs, labels=np.arange(len(classes))))
         return float(skm.log_loss(y == positive, inputs[:, 1]) if inputs.shape[1] == 2 else skm.log_loss(y, inputs))
     if metric == "accuracy":
         return float(skm.accuracy_score(y, inputs))
+    if metric == "balanced_accuracy":
+        with warnings.catch_warnings():  # a class predicted but absent from these rows
+            warnings.simplefilter("ignore", UserWarning)
+            return float(skm.balanced_accuracy_score(y, inputs))
     if metric == "f1":
-        return float(skm.f1_score(y, inputs, pos_label=positive))
+        if positive is not None:
+            return float(skm.f1_score(y, inputs, pos_label=positive))
+        return float(skm.f1_score(y, inputs, average="macro"))
     if metric == "rmse":
         return float(np.sqrt(np.mean((y - inputs) ** 2)))
     if metric == "mae":
@@ -123,37 +233,69 @@ def _auc_rows(is_positive: np.ndarray, scores: np.ndarray, samples: np.ndarray) 
         return ((ranks * labels).sum(axis=1) - positives * (positives + 1) / 2) / (positives * negatives)
 
 
+def _ovr_auc_rows(truth: np.ndarray, proba: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Macro one-vs-rest ROC AUC of every resample (``truth``: row x class indicator, ``proba`` in the
+    same column order), over the classes present in all the rows, each as one, vectorised like
+    :func:`_auc_rows`. NaN where a resample lacks one of those classes, or fewer than two are present."""
+    present = np.flatnonzero(truth.any(axis=0) & ~truth.all(axis=0))
+    if len(present) < 2:
+        return np.full(len(samples), np.nan)
+    per_class = np.stack([_auc_rows(truth[:, i], proba[:, i], samples) for i in present])
+    return per_class.mean(axis=0)  # NaN propagates: a resample missing a class is skipped, not re-weighted
+
+
 def paired_bootstrap(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray, config: PipelineConfig,
-                     positive=None) -> dict:
+                     positive=None, classes: Sequence | None = None) -> dict:
     """Confidence interval of (candidate - champion) on the primary metric, resampling the same rows
-    for both (seeded). Resamples a metric cannot be computed on (one class only) are skipped."""
+    for both (seeded). ``candidate`` and ``champion`` are :func:`metric_inputs`; ``positive`` is a
+    binary classifier's positive class, ``classes`` the column order of multiclass probabilities.
+    Resamples a metric cannot be computed on (a class missing) are skipped.
+
+    ROC AUC is computed for a whole block of resamples at once (binary, and one-vs-rest for each class
+    of a multiclass model); other metrics one resample at a time."""
     gates = config.gates
     rng = np.random.default_rng(gates.bootstrap_seed)
     y = np.asarray(y)
     differences: list[float] = []
-    # resamples in blocks: memory stays ~ block x rows, not resamples x rows
+    multiclass_auc = config.metric == "roc_auc" and np.ndim(candidate) == 2
+    truth = _one_vs_rest(y, classes, candidate.shape[1]) if multiclass_auc else None
+    # resamples in blocks: memory stays ~ block x rows (x 3 for ranks), not resamples x rows
     block = max(1, min(gates.bootstrap_resamples, 5_000_000 // max(len(y), 1)))
     for start in range(0, gates.bootstrap_resamples, block):
         samples = rng.integers(0, len(y), (min(block, gates.bootstrap_resamples - start), len(y)))
         if config.metric == "roc_auc":
-            is_positive = y == positive
-            found = _auc_rows(is_positive, candidate, samples) - _auc_rows(is_positive, champion, samples)
+            if multiclass_auc:
+                found = _ovr_auc_rows(truth, candidate, samples) - _ovr_auc_rows(truth, champion, samples)
+            else:
+                is_positive = y == positive
+                found = _auc_rows(is_positive, candidate, samples) - _auc_rows(is_positive, champion, samples)
             differences.extend(float(d) for d in found if np.isfinite(d))
             continue
         for rows in samples:
             try:
-                differences.append(metric_value(config.metric, y[rows], candidate[rows], positive)
-                                   - metric_value(config.metric, y[rows], champion[rows], positive))
+                differences.append(metric_value(config.metric, y[rows], candidate[rows], positive, classes)
+                                   - metric_value(config.metric, y[rows], champion[rows], positive, classes))
             except ValueError:
                 continue
     tail = (1 - gates.confidence) / 2
     lower, upper = np.quantile(differences, [tail, 1 - tail]) if differences else (np.nan, np.nan)
     return {
-        "difference": metric_value(config.metric, y, candidate, positive)
-        - metric_value(config.metric, y, champion, positive),
+        "difference": metric_value(config.metric, y, candidate, positive, classes)
+        - metric_value(config.metric, y, champion, positive, classes),
         "lower": float(lower), "upper": float(upper), "confidence": gates.confidence,
         "resamples": len(differences), "seed": gates.bootstrap_seed,
     }
+
+
+def champion_comparison(candidate_model, champion_model, holdout: pd.DataFrame, config: PipelineConfig,
+                        candidate_features: list[str], champion_features: list[str]) -> dict:
+    """:func:`paired_bootstrap` of the candidate against the champion on the same holdout rows: the
+    champion's probabilities in the candidate's class order, the positive class by ``positive_label``."""
+    classes = list(candidate_model.classes_) if config.task == "classification" else None
+    positive = positive_class(classes, config.positive_label) if classes and is_binary(classes) else None
+    return paired_bootstrap(
+        holdout[config.target].to_numpy(), metric_inputs(candidate_model, holdout, config, candidate_features),
+        metric_inputs(champion_model, holdout, config, champion_features, classes), config, positive, classes)
 
 
 def quality_gates(candidate: float, champion: float | None, config: PipelineConfig,

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from include.ml import storage
 from include.ml.config import PipelineConfig
 from include.ml.errors import BatchReadError, InputDataError
-from include.ml.evaluate import metric_value, positive_class, proba_classes, proba_column
+from include.ml.evaluate import is_binary, metric_value, positive_class, proba_classes, proba_column
 from include.ml.feature_rules import level_label
 from include.ml.paths import labels_dir, predictions_dir
 from include.ml.registry import ModelRegistry
@@ -103,21 +103,28 @@ def matched_predictions(config: PipelineConfig, labels: pd.DataFrame, ds: str) -
 
 
 def group_metric(config: PipelineConfig, rows: pd.DataFrame) -> float | None:
-    """The primary metric of matched rows (None when it cannot be computed, e.g. one class only)."""
+    """The primary metric of matched rows (None when it cannot be computed, e.g. one class only).
+
+    Binary: of the positive class (``positive_label``, else the second class); multiclass: the
+    macro one-vs-rest metric over the ``proba_<class>`` columns, as at evaluation."""
     y = rows[config.target]
     if config.task == "regression":
         return metric_value(config.metric, y.to_numpy(dtype=float), rows["prediction"].to_numpy(dtype=float))
     classes = proba_classes(rows.columns)  # in the model's order, as text
-    positive = positive_class(classes) if classes else None
+    positive = positive_class(classes, config.positive_label) if classes and is_binary(classes) else None
     truth = y.map(level_label).to_numpy()
     if config.metric in ("roc_auc", "average_precision", "log_loss"):
-        if len(set(truth)) < 2 or positive is None:
+        if len(set(truth)) < 2 or not classes:
             return None
-        inputs = rows[proba_column(positive)].to_numpy(dtype=float) if config.metric != "log_loss" else \
+        one_column = positive is not None and config.metric != "log_loss"
+        inputs = rows[proba_column(positive)].to_numpy(dtype=float) if one_column else \
             rows[[proba_column(c) for c in classes]].to_numpy(dtype=float)
     else:
         inputs = rows["prediction"].map(level_label).to_numpy()
-    return metric_value(config.metric, truth, inputs, positive)
+    try:
+        return metric_value(config.metric, truth, inputs, positive, classes or None)
+    except ValueError:  # one class only, or labels the model never saw
+        return None
 
 
 def _judge(config: PipelineConfig, value: float | None, validation: float | None, rows: int) -> tuple[str, list]:

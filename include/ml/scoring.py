@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from include.ml import storage
 from include.ml.config import FeatureSpec, PipelineConfig
 from include.ml.errors import BatchReadError, InputDataError
-from include.ml.evaluate import positive_class, positive_probability, proba_classes, proba_column
+from include.ml.evaluate import is_binary, positive_class, positive_probability, proba_classes, proba_column
 from include.ml.feature_rules import FeatureRules
 
 SUMMARY_FILE = "_summary.json"  # a scoring date's totals, beside its predictions
@@ -135,7 +135,9 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
                     columns["prediction"] = pa.array(model.classes_[np.argmax(proba, axis=1)])
                     for index, label in enumerate(model.classes_):  # in classes_ order: see proba_classes
                         columns[proba_column(label)] = pa.array(proba[:, index])
-                    score = positive_probability(model, proba)
+                    # the summary's score: the positive class's probability, or the predicted class's
+                    score = positive_probability(model, proba, config.positive_label) \
+                        if is_binary(model.classes_) else proba.max(axis=1)
                 else:
                     score = np.asarray(model.predict(x), dtype=float)
                     columns["prediction"] = pa.array(score)
@@ -206,20 +208,31 @@ def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
     return summary.to_dict()
 
 
-def _prediction_scores(config: PipelineConfig, files: list[Path], version: str) -> np.ndarray:
-    """The watched score (the positive class's probability, or the prediction) of the rows ``version``
-    scored."""
+def _prediction_scores(config: PipelineConfig, files: list[Path], version: str,
+                       positive_label=None) -> np.ndarray | pd.DataFrame:
+    """What prediction drift watches (:func:`~include.ml.evaluate.prediction_values`) of the rows
+    ``version`` scored: the probability of the positive class by the version's ``positive_label``, every
+    class's probability (multiclass, a DataFrame of the ``proba_<class>`` columns), or the prediction."""
     values = []
+    multiclass = False
     for path in files:
         schema = pq.read_schema(path)
         classes = proba_classes(schema.names)
-        column = proba_column(positive_class(classes)) if config.task == "classification" and classes else "prediction"
-        if column not in schema.names or "model_version" not in schema.names:
+        if config.task == "classification" and classes:
+            multiclass = not is_binary(classes)
+            columns = [proba_column(c) for c in classes] if multiclass else \
+                [proba_column(positive_class(classes, positive_label))]
+        else:
+            columns = ["prediction"]
+        if not set(columns) <= set(schema.names) or "model_version" not in schema.names:
             continue
-        table = pq.read_table(path, columns=[column, "model_version"])
-        scored_by = table.column("model_version").to_pandas().astype(str).to_numpy()
-        values.append(np.asarray(table.column(column).to_numpy(), dtype=float)[scored_by == version])
-    return np.concatenate(values) if values else np.array([], dtype=float)
+        frame = pq.read_table(path, columns=[*columns, "model_version"]).to_pandas()
+        scored_by = frame.pop("model_version").astype(str).to_numpy()
+        values.append(frame[scored_by == version].astype(float))
+    if not values:
+        return np.array([], dtype=float)
+    watched = pd.concat(values, ignore_index=True)
+    return watched if multiclass else watched.iloc[:, 0].to_numpy()
 
 
 def summarise(config: PipelineConfig, ds: str, summaries: list[dict], run_id: str = "manual") -> dict:
@@ -255,7 +268,8 @@ def summarise(config: PipelineConfig, ds: str, summaries: list[dict], run_id: st
             by_version[version] = {"verdict": "no_reference", "reasons": [
                 f"{version} was registered without the scores of its holdout rows"]}
             continue
-        result = prediction_drift(profile, _prediction_scores(config, outputs, version), config.drift)
+        scores = _prediction_scores(config, outputs, version, registry.metadata(version).get("positive_label"))
+        result = prediction_drift(profile, scores, config.drift)
         by_version[version] = {**result, "reference_version": version}
     if by_version:
         order = {"drift": 3, "insufficient_data": 2, "no_reference": 1, "none": 0}

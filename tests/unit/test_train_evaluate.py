@@ -155,7 +155,7 @@ def test_classification_scores_every_classification_metric(credit_clean, credit_
 
     result = holdout_metrics(perfect, credit_clean, credit_config, names(credit_config))
 
-    assert set(result) == {"accuracy", "f1", "roc_auc", "average_precision", "log_loss"}
+    assert set(result) == {"accuracy", "balanced_accuracy", "f1", "roc_auc", "average_precision", "log_loss"}
     assert result["roc_auc"] == 1.0
     assert result["accuracy"] == 1.0
     assert result["log_loss"] == pytest.approx(-np.log(0.99), rel=1e-6)
@@ -170,7 +170,8 @@ def test_a_three_class_target_is_scored_one_class_against_the_rest(credit_clean,
 
     assert result["roc_auc"] == 1.0
     assert result["f1"] == 1.0
-    assert "average_precision" not in result
+    assert result["balanced_accuracy"] == 1.0
+    assert result["average_precision"] == 1.0  # macro over the one-vs-rest problems
 
 
 def test_regression_scores_rmse_mae_and_r2(house_frame, house_config):
