@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import pytest
 
-from include.ml.config import get_pipeline
+from include.ml.config import get_pipeline, load_all
 from tests.conftest import ROOT
 from tests.e2e.dashboard_support import PIPELINE, api_server, trained_history
 
@@ -75,7 +75,7 @@ def test_the_overview_shows_production_the_failed_last_run_and_the_drift_of_the_
         server, token, history):
     rows = {r["pipeline"]: r for r in api(server, "/ml-models/api/pipelines", token)}
 
-    assert set(rows) == {"credit_default", "house_prices"}
+    assert set(rows) == {c.name for c in load_all()}
     row = rows[PIPELINE]
     assert row["production"]["version"] == "v0001"
     assert row["promoted_at"]
