@@ -267,7 +267,8 @@ def test_source_path_without_a_date_placeholder_is_refused(write_config):
         ({"name": "age", "type": "numeric", "allowed": ["1"]}, "feature 'age': 'allowed' applies to categorical"),
         ({"name": "age", "type": "numeric", "min": 90, "max": 18}, "feature 'age': min 90.0 is above max 18.0"),
         ({"name": "age", "type": "numeric", "max_missing": 1.5}, "max_missing: Input should be less than or equal"),
-        ({"name": "age", "type": "text"}, "type: Input should be 'numeric' or 'categorical' (got 'text')"),
+        ({"name": "age", "type": "text"},
+         "type: Input should be 'numeric', 'categorical', 'boolean' or 'datetime' (got 'text')"),
     ],
 )
 def test_feature_rules_that_contradict_the_feature_type_are_refused(write_config, feature: dict, expected: str):
@@ -278,7 +279,8 @@ def test_one_bad_feature_is_one_problem_located_by_its_index(write_config):
     message = error_of(write_config({"features": [{"name": "age", "type": "numeric"}, {"name": "x", "type": "text"}]}))
 
     assert "1 problem(s)" in message
-    assert "  - features.1.type: Input should be 'numeric' or 'categorical' (got 'text')" in message
+    assert ("  - features.1.type: Input should be 'numeric', 'categorical', 'boolean' or 'datetime' (got 'text')"
+            in message)
     assert "infer" not in message
 
 
