@@ -382,7 +382,7 @@ def test_a_gate_set_impossibly_high_rejects_and_production_stays(credit_config, 
 
 
 def test_a_config_file_with_an_impossible_gate_rejects_the_first_model(tmp_path, credit_landed):
-    text = (paths.PIPELINES_DIR / "credit_default.yaml").read_text().replace("min_score: 0.70", "min_score: 1.5")
+    text = (paths.PIPELINES_DIR / "credit_default.yaml").read_text().replace("min_score: 0.70", "min_score: 0.999")
     (tmp_path / "credit_default.yaml").write_text(text)
     config = load_config(tmp_path / "credit_default.yaml")
     workspace = tmp_path / "ws"
