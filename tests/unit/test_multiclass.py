@@ -310,3 +310,60 @@ def test_registered_metadata_records_the_classes_and_the_positive_label(no_yes, 
     assert class_metadata(wine_model, wine_config_) == {
         "classes": list(wine_model.classes_.tolist()), "positive_label": None}
     assert metric_value("roc_auc", np.array(["no", "yes"]), np.array([0.8, 0.2]), "no") == 1.0
+
+
+# -- through the training steps -------------------------------------------------------------
+
+
+def test_a_three_class_pipeline_trains_compares_with_its_champion_and_shows_its_classes(credit_config, monkeypatch,
+                                                                                        capsys):
+    from include.ml import cli, steps
+
+    frame = wine_frame("text")
+    config = wine_config(credit_config, frame, name="wine_cultivar", registry="registry/wine_cultivar",
+                         validation={**credit_config.validation.model_dump(mode="json"), "min_rows": 100},
+                         source={"path": "landing/wine/{ds}.csv"})
+    rng = np.random.default_rng(0)
+    for ds in ("2026-01-01", "2026-01-02"):
+        landing = config.source.path_for(ds)
+        landing.parent.mkdir(parents=True, exist_ok=True)
+        frame.sample(frac=1.0, random_state=int(rng.integers(1000))).to_csv(landing, index=False)
+
+    first = steps.run_steps(config, "scheduled__2026-01-01", "2026-01-01")
+    second = steps.run_steps(config, "scheduled__2026-01-02", "2026-01-02")
+    monkeypatch.setattr(cli, "get_pipeline", lambda name: config)
+    cli.main(["models", "show", "--pipeline", config.name, "v0001"])
+
+    assert first["drift_check"]["branch"] == "promote"
+    interval = second["evaluate"]["gates"]["interval"]
+    assert interval["resamples"] > 900 and interval["lower"] <= interval["upper"]
+    metadata = steps.registry_for(config).metadata("v0001")
+    assert metadata["classes"] == ["barbera", "barolo", "grignolino"] and metadata["positive_label"] is None
+    assert set(metadata["metrics"]) >= {"roc_auc", "balanced_accuracy", "log_loss", "f1"}
+    assert "classes: barbera, barolo, grignolino" in capsys.readouterr().out
+
+
+def test_models_show_names_a_binary_versions_positive_label(credit_config, run_day, monkeypatch, capsys):
+    from include.ml import cli
+    from include.ml.simulate import write_batches
+
+    config = credit_config.model_copy(update={"positive_label": 0})
+    write_batches(config, pd.Timestamp("2026-01-01").date(), 1, rows=1500)
+    run_day(config, "2026-01-01")
+    monkeypatch.setattr(cli, "get_pipeline", lambda name: config)
+
+    cli.main(["models", "show", "--pipeline", config.name, "v0001"])
+
+    assert "classes: 0, 1   positive label: 0" in capsys.readouterr().out
+
+
+def test_a_champion_that_knows_fewer_classes_is_compared_in_the_candidates_class_order(wine):
+    config, data, model, names = wine
+    two_classes = data.train[data.train["cultivar"] != model.classes_[2]]
+    champion = fit(two_classes, config, config.features)
+    config = config.model_copy(update={"metric": "log_loss"})
+
+    interval = champion_comparison(model, champion, data.holdout, config, names, names)
+
+    assert len(champion.classes_) == 2 and interval["resamples"] == config.gates.bootstrap_resamples
+    assert interval["upper"] < 0  # the candidate's loss is lower: it knows the third class

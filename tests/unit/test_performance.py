@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import log_loss, roc_auc_score
+from sklearn.metrics import f1_score, log_loss, roc_auc_score
 
 from include.ml import paths, performance, scoring
 from include.ml.cli import main
@@ -236,3 +236,14 @@ def test_realised_log_loss_with_classes_2_and_10_reads_10_as_positive(credit_con
     [record] = performance.measure(config, labels_date)["records"]
 
     assert record["value"] == pytest.approx(log_loss(rows["default"] == 10, predictions["proba_10"]), abs=1e-12)
+
+
+def test_realised_f1_judges_the_configured_positive_label(credit_config, tmp_path, monkeypatch):
+    config = credit_config.model_copy(update={"metric": "f1", "positive_label": 2})
+    _model, rows, predictions, labels_date = _two_class_delivery(config, (2, 10), tmp_path, monkeypatch)
+
+    [record] = performance.measure(config, labels_date)["records"]
+
+    expected = f1_score(rows["default"], predictions["prediction"], pos_label=2)
+    assert record["value"] == pytest.approx(expected, abs=1e-12)
+    assert expected != pytest.approx(f1_score(rows["default"], predictions["prediction"], pos_label=10), abs=1e-3)
