@@ -184,6 +184,10 @@ def test_bad_batch_fails_validation_at_once_is_quarantined_and_emails_the_failur
     assert {(f["column"], f["rule"]) for f in reasons["failures"]} >= {
         ("age", "are not numbers"), ("utilization", "above maximum 1")}
     assert (quarantined[0] / landing.name).read_bytes() == delivered
+    # Recorded as a failed run (the task's failure callback), with its step, error and quarantine folder.
+    failed = run_history(config)[-1]
+    assert (failed["run_id"], failed["state"], failed["step"]) == (dag_run.run_id, "failed", "validate")
+    assert failed["error"].startswith("batch failed validation") and failed["quarantined_to"] == str(quarantined[0])
     # Production untouched.
     assert registry.pointer_path.read_bytes() == pointer_before
     assert registry.versions() == ["v0001"]
