@@ -6,8 +6,10 @@ Every broken rule is collected (lazy validation) and summarised per column and c
 errors stop the run (missing columns, wrong types, target problems, too many missing values, an
 empty or too-small batch, more than ``max_out_of_range_share`` outside a declared range or
 allowed list); warnings are reported and let it continue (a few values outside a declared range,
-values beyond the training range, category levels training never saw). A failing batch is
-copied to the quarantine folder with the reasons beside it; the landing file is never touched.
+values beyond the training range, category levels training never saw). Rows without a target are
+left out and counted (``validation.unlabelled: drop``, a warning above ``max_unlabelled_share``) or
+refuse the batch (``error``). A failing batch is copied to the quarantine folder with the reasons
+beside it; the landing file is never touched.
 """
 
 from __future__ import annotations
