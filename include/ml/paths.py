@@ -71,7 +71,7 @@ class RegistryLayout:
         versions/v0001/reference_profile.json  the training data's profile (drift reference)
         production.json                        the production pointer, replaced atomically
         audit.jsonl                            one line per production switch
-        history.jsonl                          one line per finished training run
+        history.jsonl                          one line per training run (finished or failed)
         scoring.jsonl                          one line per scoring date
         performance.jsonl                      realised performance per version and scoring date
         feature_spec.json                      features inferred from the first batch, then fixed
