@@ -244,6 +244,77 @@ def _ovr_auc_rows(truth: np.ndarray, proba: np.ndarray, samples: np.ndarray) -> 
     return per_class.mean(axis=0)  # NaN propagates: a resample missing a class is skipped, not re-weighted
 
 
+def _multiplicities(samples: np.ndarray, n: int) -> np.ndarray:
+    """Resample x row: how often each of the ``n`` rows is drawn in each resample."""
+    offsets = samples + (np.arange(len(samples)) * n)[:, None]
+    return np.bincount(offsets.ravel(), minlength=len(samples) * n).reshape(len(samples), n).astype(float)
+
+
+def _ap_rows(truth: np.ndarray, scores: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Average precision (scikit-learn's: recall steps times precision, one step per distinct score)
+    of every resample given as row multiplicities; NaN where a resample holds no positive."""
+    order = np.argsort(-scores, kind="mergesort")
+    ranked = scores[order]
+    ends = np.append(np.flatnonzero(ranked[1:] != ranked[:-1]), len(ranked) - 1)  # the last row of each tie
+    drawn = weights[:, order]
+    tp = np.cumsum(drawn * truth[order], axis=1)[:, ends]
+    fp = np.cumsum(drawn * ~truth[order], axis=1)[:, ends]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = tp / tp[:, -1:]
+    steps = np.diff(recall, axis=1, prepend=0.0)
+    return (steps * precision).sum(axis=1)
+
+
+def _resample_values(metric: str, y: np.ndarray, inputs: np.ndarray, positive, classes: Sequence | None,
+                     samples: np.ndarray) -> np.ndarray:
+    """A classification metric of every resample of a block at once (as :func:`metric_value` of each
+    resample's rows); NaN where a resample cannot give it. Multiclass roc_auc and average_precision
+    need every class of ``y`` in a resample, as :func:`_ovr_auc_rows`."""
+    if metric == "roc_auc":
+        if inputs.ndim == 2:
+            return _ovr_auc_rows(_one_vs_rest(y, classes, inputs.shape[1]), inputs, samples)
+        return _auc_rows(y == positive, inputs, samples)
+    weights = _multiplicities(samples, len(y))
+    rows = samples.shape[1]
+    if metric == "average_precision":
+        if inputs.ndim == 1:
+            return _ap_rows(y == positive, inputs, weights)
+        truth = _one_vs_rest(y, classes, inputs.shape[1])
+        present = np.flatnonzero(truth.any(axis=0) & ~truth.all(axis=0))
+        if len(present) < 2:
+            return np.full(len(samples), np.nan)
+        return np.stack([_ap_rows(truth[:, i], inputs[:, i], weights) for i in present]).mean(axis=0)
+    if metric == "log_loss":
+        eps = np.finfo(float).eps
+        if classes is None:  # binary without its classes: the second column is the positive class's
+            chosen = np.where(y == positive, inputs[:, 1], inputs[:, 0])
+        else:
+            chosen = inputs[np.arange(len(y)), _column_of(y, classes)]
+        return weights @ -np.log(np.clip(chosen, eps, 1 - eps)) / rows
+    y_text = np.array([level_label(v) for v in y], dtype=object)
+    predicted = np.array([level_label(v) for v in inputs], dtype=object)
+    if metric == "accuracy":
+        return weights @ (y_text == predicted) / rows
+    if positive is not None and metric == "f1":
+        labels = [level_label(positive)]
+    else:
+        labels = sorted(set(y_text) | set(predicted))
+    truth = np.column_stack([y_text == label for label in labels]).astype(float)
+    said = np.column_stack([predicted == label for label in labels]).astype(float)
+    hits, support, guessed = weights @ (truth * said), weights @ truth, weights @ said
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if metric == "f1":  # macro over the labels true or predicted in the resample; binary: the positive's
+            per_label = np.where(support + guessed > 0, 2 * hits / (support + guessed), np.nan)
+            if positive is not None:
+                return np.nan_to_num(per_label[:, 0])  # 0 when the positive class is neither true nor said
+        else:  # balanced_accuracy: the mean recall of the classes true in the resample
+            per_label = np.where(support > 0, hits / support, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return np.nanmean(per_label, axis=1)
+
+
 def paired_bootstrap(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray, config: PipelineConfig,
                      positive=None, classes: Sequence | None = None) -> dict:
     """Confidence interval of (candidate - champion) on the primary metric, resampling the same rows
@@ -251,24 +322,21 @@ def paired_bootstrap(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray,
     binary classifier's positive class, ``classes`` the column order of multiclass probabilities.
     Resamples a metric cannot be computed on (a class missing) are skipped.
 
-    ROC AUC is computed for a whole block of resamples at once (binary, and one-vs-rest for each class
-    of a multiclass model); other metrics one resample at a time."""
+    Classification metrics are computed for a whole block of resamples at once
+    (:func:`_resample_values`; ROC AUC one-vs-rest per class of a multiclass model); regression
+    metrics one resample at a time."""
     gates = config.gates
     rng = np.random.default_rng(gates.bootstrap_seed)
     y = np.asarray(y)
     differences: list[float] = []
-    multiclass_auc = config.metric == "roc_auc" and np.ndim(candidate) == 2
-    truth = _one_vs_rest(y, classes, candidate.shape[1]) if multiclass_auc else None
+    candidate, champion = np.asarray(candidate), np.asarray(champion)
     # resamples in blocks: memory stays ~ block x rows (x 3 for ranks), not resamples x rows
     block = max(1, min(gates.bootstrap_resamples, 5_000_000 // max(len(y), 1)))
     for start in range(0, gates.bootstrap_resamples, block):
         samples = rng.integers(0, len(y), (min(block, gates.bootstrap_resamples - start), len(y)))
-        if config.metric == "roc_auc":
-            if multiclass_auc:
-                found = _ovr_auc_rows(truth, candidate, samples) - _ovr_auc_rows(truth, champion, samples)
-            else:
-                is_positive = y == positive
-                found = _auc_rows(is_positive, candidate, samples) - _auc_rows(is_positive, champion, samples)
+        if config.task == "classification":
+            found = (_resample_values(config.metric, y, candidate, positive, classes, samples)
+                     - _resample_values(config.metric, y, champion, positive, classes, samples))
             differences.extend(float(d) for d in found if np.isfinite(d))
             continue
         for rows in samples:

@@ -24,6 +24,14 @@ from include.ml import storage
 from include.ml.config import FeatureSpec, PipelineConfig
 from include.ml.errors import BatchReadError, InputDataError
 from include.ml.evaluate import is_binary, positive_class, positive_probability, proba_classes, proba_column
+from include.ml.extract import (
+    DEFAULT_MAX_BYTES,
+    check_csv_header,
+    check_parquet_schema,
+    check_shape,
+    open_delivered,
+    parser_message,
+)
 from include.ml.feature_rules import FeatureRules
 
 SUMMARY_FILE = "_summary.json"  # a scoring date's totals, beside its predictions
@@ -59,27 +67,44 @@ class ScoringSummary:
     rejected: int = 0
     reject_reasons: dict[str, int] = field(default_factory=dict)
     chunks: int = 0
-    prediction_mean: float | None = None
+    prediction_mean: float | None = None  # of the positive class's probability; multiclass: the predicted class's
     prediction_histogram: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def iter_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    """DataFrames of at most ``chunk_rows`` rows, streamed from a Parquet (record batches) or CSV file."""
+def iter_chunks(path: Path, chunk_rows: int, max_bytes: int = DEFAULT_MAX_BYTES) -> Iterator[pd.DataFrame]:
+    """DataFrames of at most ``chunk_rows`` rows, streamed from a Parquet (record batches) or CSV file.
+
+    The file is opened once by :func:`include.ml.extract.open_delivered` (a regular file inside its
+    folder, at most ``max_bytes``, not compressed) and streamed from that descriptor; duplicate column
+    names, nested or binary Parquet columns, overlong names and text cells over
+    :data:`~include.ml.extract.MAX_TEXT_CHARS` refuse the file (:class:`BatchReadError`)."""
     path = Path(path)
-    if not path.is_file():
-        raise BatchReadError(f"scoring input {path} does not exist")
+    file_format = "parquet" if path.suffix in {".parquet", ".pq"} else "csv"
+    where = f"scoring input {path}"
     try:
-        if path.suffix in {".parquet", ".pq"}:
-            # pre_buffer would keep every row group read so far in memory until the file is closed
-            for batch in pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=chunk_rows):
-                yield batch.to_pandas()
-        else:
-            yield from pd.read_csv(path, chunksize=chunk_rows, low_memory=False)
-    except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
-        raise BatchReadError(f"scoring input {path} cannot be read: {exc}") from exc
+        handle = open_delivered(path, file_format, max_bytes, where)
+    except FileNotFoundError:
+        raise BatchReadError(f"{where} does not exist") from None
+    rows = 0
+    with handle:
+        try:
+            if file_format == "parquet":
+                # pre_buffer would keep every row group read so far in memory until the file is closed
+                parquet = pq.ParquetFile(handle, pre_buffer=False)
+                check_parquet_schema(parquet.schema_arrow, where)
+                chunks = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=chunk_rows))
+            else:
+                check_csv_header(handle, where)
+                chunks = pd.read_csv(handle, chunksize=chunk_rows, low_memory=False)
+            for chunk in chunks:
+                check_shape(chunk, where, first_row=rows, magnitudes=False)
+                rows += len(chunk)
+                yield chunk
+        except (pa.ArrowInvalid, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError) as exc:
+            raise BatchReadError(f"{where} cannot be read: {parser_message(exc)}") from exc
 
 
 def score_file(model, version: str, config: PipelineConfig, features: list[FeatureSpec], source: Path,
@@ -105,7 +130,7 @@ def score_file(model, version: str, config: PipelineConfig, features: list[Featu
         # each file is renamed into place when the block ends cleanly, removed when it raises
         with contextlib.ExitStack() as publish:
             tmp_output, tmp_rejects = publish.enter_context(storage.atomic_path(output)), None
-            for chunk in iter_chunks(source, chunk_rows):
+            for chunk in iter_chunks(source, chunk_rows, config.source.max_bytes):
                 missing = sorted(set(names + config.id_columns) - set(chunk.columns))
                 if missing:
                     raise InputDataError(f"scoring input {source} lacks column(s) {missing} the model {version} needs")

@@ -19,6 +19,7 @@ from include.ml.evaluate import (
     PositiveLabelError,
     _auc_rows,
     _ovr_auc_rows,
+    _resample_values,
     champion_comparison,
     class_metadata,
     holdout_metrics,
@@ -261,7 +262,8 @@ def test_the_positive_label_is_matched_as_text_and_returned_as_the_class():
     assert positive_class(np.array([0, 1]), 0) == 0
     assert positive_class(np.array([2, 10]), "2") == 2
     assert positive_class(["0", "1"], 1) == "1"  # a prediction file's classes are text
-    assert positive_class(np.array([False, True]), False) is np.False_ or positive_class([False, True], False) is False
+    assert positive_class([False, True], False) is False
+    assert positive_class(np.array([False, True]), True) == np.True_
     assert positive_class(["no", "yes"]) == "yes"  # without positive_label: the second in sorted order
 
 
@@ -367,3 +369,22 @@ def test_a_champion_that_knows_fewer_classes_is_compared_in_the_candidates_class
 
     assert len(champion.classes_) == 2 and interval["resamples"] == config.gates.bootstrap_resamples
     assert interval["upper"] < 0  # the candidate's loss is lower: it knows the third class
+
+
+@pytest.mark.parametrize("metric", ["average_precision", "log_loss", "accuracy", "balanced_accuracy", "f1"])
+def test_every_classification_metric_of_a_block_of_resamples_equals_sklearns_per_resample(wine, no_yes, metric):
+    config, data, model, names = wine
+    binary_config, binary_model, rows = no_yes
+    cases = [(data.holdout[config.target].to_numpy(), metric_inputs(
+        model, data.holdout, config.model_copy(update={"metric": metric}), names), None, list(model.classes_)),
+             (rows["default"].to_numpy(), metric_inputs(
+        binary_model, rows, binary_config.model_copy(update={"metric": metric}), ["x1", "x2"]), "no", ["no", "yes"])]
+    for y, inputs, positive, classes in cases:
+        if metric in ("average_precision", "log_loss") or inputs.ndim == 2:
+            inputs = inputs.round(2)  # ties
+        samples = np.random.default_rng(4).integers(0, len(y), (60, len(y)))
+
+        expected = [metric_value(metric, y[r], inputs[r], positive, classes) for r in samples]
+
+        np.testing.assert_allclose(_resample_values(metric, y, inputs, positive, classes, samples), expected,
+                                   rtol=0, atol=1e-12)
