@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from pathlib import Path
+import re
+import string
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
@@ -154,6 +156,35 @@ class InferenceSettings(_Strict):
     )
 
 
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"  # a pipeline's name: its config file's name and part of its DAG ids
+
+
+def check_template(key: str, value: str, placeholders: tuple[str, ...], needs: tuple[str, ...] = ()) -> str:
+    """``value`` if it is a path template using only ``placeholders`` (plain ``{name}``, no format spec,
+    no escaped ``{{``/``}}`` that would stay in the path unfilled) and at least one of ``needs``;
+    a ``ValueError`` naming ``key`` and the allowed placeholders otherwise."""
+    allowed = " and ".join(f"{{{name}}}" for name in placeholders)
+    try:
+        parts = list(string.Formatter().parse(value))
+    except ValueError as exc:
+        raise ValueError(f"{key} is not a valid path template ({exc}); it may only use {allowed}") from None
+    used = set()
+    for literal, field, spec, conversion in parts:
+        if "{" in literal or "}" in literal:
+            raise ValueError(f"{key} has an escaped brace ('{{{{' or '}}}}'), which is never filled in and stays in "
+                             f"the path; write a placeholder as {{ds}}. It may only use {allowed}")
+        if field is None:
+            continue
+        if field not in placeholders or spec or conversion:
+            shown = "{" + field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            raise ValueError(f"{key} may only use the placeholders {allowed}; {shown} is not one")
+        used.add(field)
+    if needs and not used & set(needs):
+        wanted = " or ".join(f"{{{name}}}" for name in needs)
+        raise ValueError(f"{key} must contain {wanted}, so that each date has its own path")
+    return value
+
+
 class SourceConfig(_Strict):
     """Where the batch for a logical date is: ``{ds}`` (YYYY-MM-DD) and ``{ds_nodash}`` are filled in."""
 
@@ -164,19 +195,16 @@ class SourceConfig(_Strict):
     format: Literal["csv", "parquet"] | None = Field(
         default=None, description="the file format (default: parquet for .parquet/.pq paths, else csv)"
     )
+    max_bytes: int = Field(
+        default=2 * 1024**3, ge=1,
+        description="the largest delivery read, in bytes (training batch, scoring inputs and label files); a larger "
+                    "file is refused unread"
+    )
 
     @field_validator("path")
     @classmethod
     def _has_date(cls, value: str) -> str:
-        if "{ds}" not in value and "{ds_nodash}" not in value:
-            raise ValueError("source.path must contain {ds} or {ds_nodash}, e.g. landing/x/{ds}.csv")
-        try:
-            value.format(ds="2026-01-01", ds_nodash="20260101")
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(
-                f"source.path may only use the placeholders {{ds}} and {{ds_nodash}}; {exc!s} is not one"
-            ) from None
-        return value
+        return check_template("source.path", value, ("ds", "ds_nodash"), needs=("ds", "ds_nodash"))
 
     @property
     def file_format(self) -> str:
@@ -377,6 +405,11 @@ class ScoringConfig(_Strict):
     chunk_rows: int = Field(default=100_000, ge=100, description="rows read, validated and predicted at a time")
     max_reject_share: float = Field(default=0.01, ge=0, le=1, description="above this share of bad rows, fail")
 
+    @field_validator("input_dir", "output_dir")
+    @classmethod
+    def _has_date(cls, value: str, info: ValidationInfo) -> str:
+        return check_template(f"scoring.{info.field_name}", value, ("pipeline", "ds"), needs=("ds",))
+
 
 class PerformanceConfig(_Strict):
     """Realised performance once labels arrive: where delivered labels land (files named
@@ -399,6 +432,11 @@ class PerformanceConfig(_Strict):
         default=0.05, ge=0, description="alert when worse than the version's validation score by more than this"
     )
     min_rows: int = Field(default=100, ge=1, description="a group with fewer labelled rows never alerts")
+
+    @field_validator("labels_dir")
+    @classmethod
+    def _known_placeholders(cls, value: str) -> str:
+        return check_template("performance.labels_dir", value, ("pipeline",))
 
 
 class AlertConfig(_Strict):
@@ -446,7 +484,7 @@ class PipelineConfig(_Strict):
     by ``task``; annotate with ``PipelineConfig``.
     """
 
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")] = Field(
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(
         description="the pipeline's name: the YAML file's name, and part of its DAG ids"
     )
     description: str = Field(default="", description="one line on what the model predicts")
@@ -474,7 +512,16 @@ class PipelineConfig(_Strict):
     gates: Gates = Field(description="when a candidate replaces the production model")
     drift: DriftConfig = Field(default=DriftConfig(), description="how a batch is judged against the training data")
     alerts: AlertConfig = Field(description="who is told when something needs a person")
-    registry: str = Field(description="the model registry folder, relative to the data root unless absolute")
+    registry: str = Field(
+        description="the model registry folder, below the data root (an absolute path needs "
+                    "allow_outside_data_root); never shared with another pipeline"
+    )
+    allow_outside_data_root: bool = Field(
+        default=False,
+        description="let registry, source.path, scoring.input_dir, scoring.output_dir and performance.labels_dir "
+                    "be absolute paths outside the data root ($ML_HOME); relative paths never leave it ('..' is "
+                    "refused)",
+    )
     scoring: ScoringConfig = Field(default=ScoringConfig(), description="batch scoring with the production model")
     performance: PerformanceConfig = Field(
         default=PerformanceConfig(), description="realised performance once labels arrive"
@@ -529,6 +576,32 @@ class PipelineConfig(_Strict):
         if problems:
             raise PydanticCustomError("settings_disagree", "; ".join(problems), {"problems": problems})
         return self
+
+    @model_validator(mode="after")
+    def _paths_stay_in_data_root(self) -> PipelineConfig:
+        """Refuse a path that leaves the data root ('..', or absolute without allow_outside_data_root) and a
+        registry that is the data root itself, naming each key."""
+        problems = []
+        for key, value in self.data_paths().items():
+            path = PurePosixPath(value)
+            if ".." in path.parts:
+                problems.append(f"{key} ({value!r}) has a '..' component: paths stay below the data root; write "
+                                "the folder below it")
+            elif path.is_absolute() and not self.allow_outside_data_root:
+                problems.append(f"{key} ({value!r}) is absolute, outside the data root: write it relative to the "
+                                "data root, or set allow_outside_data_root: true if it must be elsewhere")
+        if not PurePosixPath(self.registry).parts or PurePosixPath(self.registry).parts == ("/",):
+            problems.append(f"registry ({self.registry!r}) names no folder: the registry would be the whole data root; "
+                            f"write a folder of its own, e.g. registry/{self.name}")
+        if problems:
+            raise PydanticCustomError("unsafe_paths", "; ".join(problems), {"problems": problems})
+        return self
+
+    def data_paths(self) -> dict[str, str]:
+        """The config's paths by key (templates as written): where it reads and writes on disk."""
+        return {"registry": self.registry, "source.path": self.source.path,
+                "scoring.input_dir": self.scoring.input_dir, "scoring.output_dir": self.scoring.output_dir,
+                "performance.labels_dir": self.performance.labels_dir}
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
@@ -658,7 +731,7 @@ def _problems(error: ValidationError) -> list[dict]:
 
 
 # messages that say the key and the value already
-_NAMES_ITS_KEY = {"estimator_for_task", "metric_for_task", "settings_disagree"}
+_NAMES_ITS_KEY = {"estimator_for_task", "metric_for_task", "settings_disagree", "unsafe_paths"}
 
 
 def _format_error(path: Path, error: ValidationError) -> str:
@@ -668,7 +741,7 @@ def _format_error(path: Path, error: ValidationError) -> str:
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
         if item["type"] == "extra_forbidden":
             lines.append(f"  - {where}: unknown key; remove it or check its spelling")
-        elif item["type"] == "settings_disagree":
+        elif item["type"] in ("settings_disagree", "unsafe_paths"):
             lines.extend(f"  - {problem}" for problem in item["ctx"]["problems"])
         elif item["type"] in _NAMES_ITS_KEY:
             lines.append(f"  - {item['msg']}")
@@ -725,28 +798,104 @@ def config_paths(directory: Path | None = None) -> list[Path]:
     return sorted((directory or PIPELINES_DIR).glob("*.yaml"))
 
 
+class SharedPathError(ConfigError):
+    """Two pipeline configs would read or write the same place (a registry, a landing path, a scoring
+    output): neither is loaded until one changes. ``files`` are the config files involved."""
+
+    def __init__(self, message: str, files: tuple[Path, ...]):
+        super().__init__(message)
+        self.files = files
+
+
+def _folder(template: str, name: str) -> Path:
+    """A path template with ``{pipeline}`` filled in, resolved and normalised; other placeholders stay."""
+    return Path(resolve(template.replace("{pipeline}", name)).as_posix())
+
+
+def _static_prefix(template: str, name: str) -> Path:
+    """The folder a template's paths all lie in: its components before the first placeholder."""
+    parts = _folder(template, name).parts
+    return Path(*[p for p in parts[:next((i for i, p in enumerate(parts) if "{" in p), len(parts))]])
+
+
+def shared_paths(loaded: dict[Path, PipelineConfig]) -> list[SharedPathError]:
+    """What the configs (by file) would share: a registry folder (the same or one inside the other), a
+    landing path template, a scoring output folder, or a registry inside a folder an upstream writes."""
+    found = []
+    items = list(loaded.items())
+    root = resolve(".")
+    for i, (path_a, a) in enumerate(items):
+        for path_b, b in items[i + 1:]:
+            clashes = []
+            reg_a, reg_b = a.registry_path, b.registry_path
+            if reg_a == reg_b or reg_a.is_relative_to(reg_b) or reg_b.is_relative_to(reg_a):
+                clashes.append(f"registry: {reg_a} and {reg_b} (a pipeline's model would become the other's "
+                               "production)")
+            for key in ("source.path", "scoring.output_dir"):
+                where = _folder(a.data_paths()[key], a.name)
+                if where == _folder(b.data_paths()[key], b.name):
+                    clashes.append(f"{key}: both {where}")
+            for clash in clashes:
+                found.append(SharedPathError(
+                    f"{path_a} and {path_b} share {clash}; neither pipeline gets a DAG or runs until one of the "
+                    "two configs changes it", (path_a, path_b)))
+    for path_a, a in items:
+        for path_b, b in items:
+            upstream = {"source.path": b.source.path, "scoring.input_dir": b.scoring.input_dir,
+                        "performance.labels_dir": b.performance.labels_dir}
+            for key, template in upstream.items():
+                folder = _static_prefix(template, b.name)
+                if folder != root and a.registry_path.is_relative_to(folder):
+                    where = "its own" if path_a == path_b else f"{path_b}'s"
+                    found.append(SharedPathError(
+                        f"{path_a}: registry {a.registry_path} lies inside {where} {key} folder {folder}, which an "
+                        "upstream writes; move the registry out of it. "
+                        + ("This pipeline gets no DAG until then" if path_a == path_b
+                           else "Neither pipeline gets a DAG until then"),
+                        (path_a,) if path_a == path_b else (path_a, path_b)))
+    return found
+
+
+def _load_files(directory: Path | None) -> tuple[dict[Path, PipelineConfig], list[ConfigError]]:
+    loaded, errors = {}, []
+    for path in config_paths(directory):
+        try:
+            loaded[path] = load_config(path)
+        except ConfigError as error:
+            errors.append(error)
+    return loaded, errors
+
+
 def load_all(directory: Path | None = None) -> list[PipelineConfig]:
-    """Every pipeline config in ``directory`` (default ``include/pipelines``); the first bad one raises."""
-    return [load_config(p) for p in config_paths(directory)]
+    """Every pipeline config in ``directory`` (default ``include/pipelines``); the first bad one raises,
+    and so do two that share a registry, a landing path or a scoring output (:class:`SharedPathError`)."""
+    configs = {path: load_config(path) for path in config_paths(directory)}
+    for error in shared_paths(configs):
+        raise error
+    return list(configs.values())
 
 
 def load_each(directory: Path | None = None) -> tuple[list[PipelineConfig], list[ConfigError]]:
     """The configs that load, and the errors of those that do not: one broken file must not take
-    every pipeline's DAG (and the rollback tool) down with it."""
-    configs, errors = [], []
-    for path in config_paths(directory):
-        try:
-            configs.append(load_config(path))
-        except ConfigError as error:
-            errors.append(error)
-    return configs, errors
+    every pipeline's DAG (and the rollback tool) down with it. Configs that share a registry, a landing
+    path or a scoring output are all left out, each pair with a :class:`SharedPathError`."""
+    loaded, errors = _load_files(directory)
+    shared = shared_paths(loaded)
+    refused = {path for error in shared for path in error.files}
+    return [c for path, c in loaded.items() if path not in refused], [*errors, *shared]
 
 
 def get_pipeline(name: str, directory: Path | None = None) -> PipelineConfig:
-    """The config of the pipeline called ``name``; a clear error listing the known ones otherwise."""
+    """The config of the pipeline called ``name`` (a config name, never a path); a clear error listing the
+    known ones otherwise, or a :class:`SharedPathError` when it shares a path with another config."""
     directory = directory or PIPELINES_DIR
-    path = directory / f"{name}.yaml"
-    if not path.exists():
-        known = [p.stem for p in config_paths(directory)]
+    known = [p.stem for p in config_paths(directory)]
+    if not re.fullmatch(NAME_PATTERN, name) or name not in known:
         raise ConfigError(f"no pipeline {name!r} in {directory}; known pipelines: {known}")
-    return load_config(path)
+    path = directory / f"{name}.yaml"
+    loaded, _ = _load_files(directory)  # another config that does not load shares nothing
+    config = loaded.get(path) or load_config(path)  # its own error, when it is the one that does not load
+    for error in shared_paths(loaded):
+        if path in error.files:
+            raise error
+    return config

@@ -118,8 +118,8 @@ def test_source_path_fills_in_the_date_without_dashes(write_config, ml_home: Pat
     assert config.source.file_format == "parquet"
 
 
-def test_absolute_paths_are_kept_as_they_are(write_config, tmp_path: Path):
-    config = load_config(write_config({"registry": str(tmp_path / "elsewhere")}))
+def test_absolute_paths_are_kept_as_they_are_when_allowed(write_config, tmp_path: Path):
+    config = load_config(write_config({"registry": str(tmp_path / "elsewhere"), "allow_outside_data_root": True}))
 
     assert config.registry_path == tmp_path / "elsewhere"
 
