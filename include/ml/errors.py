@@ -41,3 +41,26 @@ class RegistryError(PipelineError):
 
 class ArtifactIntegrityError(RegistryError):
     """A model artifact's sha256 does not match its metadata: it was changed after registration."""
+
+
+class UnsafeDeliveryError(BatchReadError):
+    """A delivered path is not a plain file inside its folder (a link, a device, a pipe, a folder,
+    too large, compressed): it is refused unread and kept where it is."""
+
+
+EXCERPT_CHARS = 40  # the most of one header or cell of a delivered file a message ever quotes
+
+
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """``value`` as a short escaped excerpt safe to put in a message, log line or email: its
+    ``repr`` (control characters escaped), cut to ``limit`` characters with ``…`` when longer.
+    The one place a message quotes content of an upstream file (a header or a cell)."""
+    text = repr(value if isinstance(value, str) else str(value))
+    return text if len(text) <= limit else f"{text[:limit - 1]}…"
+
+
+def excerpts(values, count: int = 5, limit: int = EXCERPT_CHARS) -> str:
+    """The first ``count`` of ``values`` as :func:`excerpt`, comma-separated, with ``…`` when more."""
+    values = list(values)
+    shown = ", ".join(excerpt(v, limit) for v in values[:count])
+    return f"{shown}, … ({len(values)} in all)" if len(values) > count else shown

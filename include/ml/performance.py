@@ -24,6 +24,7 @@ from include.ml import storage
 from include.ml.config import PipelineConfig
 from include.ml.errors import BatchReadError, InputDataError
 from include.ml.evaluate import is_binary, metric_value, positive_class, proba_classes, proba_column
+from include.ml.extract import check_csv_header, check_parquet_schema, check_shape, open_delivered, parser_message
 from include.ml.feature_rules import level_label
 from include.ml.paths import labels_dir, predictions_dir
 from include.ml.registry import ModelRegistry
@@ -33,12 +34,14 @@ BREACHES = ("below_floor", "below_validation")
 
 
 def label_files(config: PipelineConfig, ds: str) -> list[Path]:
-    """The label files delivered on ``ds``: ``<ds>.csv``, ``<ds>-anything.parquet`` and so on, sorted."""
+    """The label files delivered on ``ds``: ``<ds>.csv``, ``<ds>-anything.parquet`` and so on, sorted.
+
+    Every entry named like a label file is listed, whatever it is: :func:`read_labels` refuses a link,
+    folder, pipe or device by name rather than leaving it out silently (or following a link)."""
     folder = labels_dir(config)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.name.startswith(ds)
-                  and p.suffix in {".csv", ".parquet", ".pq"})
+    return sorted(p for p in folder.iterdir() if p.name.startswith(ds) and p.suffix in {".csv", ".parquet", ".pq"})
 
 
 def read_labels(config: PipelineConfig, files: list[Path]) -> pd.DataFrame:
@@ -50,10 +53,7 @@ def read_labels(config: PipelineConfig, files: list[Path]) -> pd.DataFrame:
     wanted = [*config.id_columns, config.target]
     frames = []
     for path in files:
-        try:
-            frame = pd.read_parquet(path) if path.suffix in {".parquet", ".pq"} else pd.read_csv(path)
-        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-            raise BatchReadError(f"labels file {path} cannot be read: {exc}") from exc
+        frame = _read_label_file(path, config.source.max_bytes)
         missing = sorted(set(wanted) - set(frame.columns))
         if missing:
             raise InputDataError(f"labels file {path} lacks column(s) {missing}; a labels file holds the id "
@@ -65,6 +65,30 @@ def read_labels(config: PipelineConfig, files: list[Path]) -> pd.DataFrame:
     for column in config.id_columns:
         labels[column] = labels[column].map(level_label)
     return labels.drop_duplicates(subset=config.id_columns, keep="last")
+
+
+def _read_label_file(path: Path, max_bytes: int) -> pd.DataFrame:
+    """One labels file, opened once by :func:`include.ml.extract.open_delivered` (a regular file inside
+    its folder, at most ``max_bytes``, not compressed) and held to the same shape rules as a batch."""
+    file_format = "parquet" if path.suffix in {".parquet", ".pq"} else "csv"
+    where = f"labels file {path}"
+    try:
+        handle = open_delivered(path, file_format, max_bytes, where)
+    except FileNotFoundError:
+        raise BatchReadError(f"{where} does not exist (it was removed while being read); rerun this date") from None
+    with handle:
+        try:
+            if file_format == "parquet":
+                check_parquet_schema(pq.ParquetFile(handle).schema_arrow, where)
+                handle.seek(0)
+                frame = pd.read_parquet(handle)
+            else:
+                check_csv_header(handle, where)
+                frame = pd.read_csv(handle)
+        except (OSError, ValueError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+            raise BatchReadError(f"{where} cannot be read: {parser_message(exc)}") from exc
+    check_shape(frame, where)
+    return frame
 
 
 def _prediction_files(config: PipelineConfig, ds: str) -> list[tuple[str, Path]]:

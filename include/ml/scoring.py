@@ -208,13 +208,18 @@ def _write_table(writers: dict[str, pq.ParquetWriter], key: str, path: Path, tab
 
 
 def partitions(config: PipelineConfig, ds: str) -> list[str]:
-    """The partition files (CSV or Parquet) delivered for logical date ``ds``, sorted."""
+    """The partition files (CSV or Parquet) delivered for logical date ``ds``, sorted.
+
+    Every entry named like data is listed, whatever it is: a link, folder, pipe or device named
+    ``part.csv`` is then refused by name when it is scored (:func:`iter_chunks`), instead of
+    silently left out (or, for a link, followed)."""
     from include.ml.paths import scoring_inbox
 
     folder = scoring_inbox(config, ds)
     if not folder.is_dir():
         return []
-    return sorted(str(p) for p in folder.iterdir() if p.suffix in {".csv", ".parquet", ".pq"} and p.is_file())
+    return sorted(str(p) for p in folder.iterdir() if p.suffix in {".csv", ".parquet", ".pq"}
+                  and not p.name.startswith("."))
 
 
 def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:

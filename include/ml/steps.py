@@ -60,7 +60,7 @@ def extract(config: PipelineConfig, workspace: RunWorkspace | Path, ds: str, sou
 
     ws = _workspace(workspace)
     source = source or config.source.path_for(ds)
-    frame = read_batch(source, config.source.file_format)
+    frame = read_batch(source, config.source.file_format, config.source.max_bytes)
     # Keep text as text: a stray word in a numeric column is validation's to report, not the writer's.
     text_columns = {c: "string" for c in frame.columns if frame[c].dtype == object}
     storage.write_with(ws.path(ws.BATCH), lambda tmp: frame.astype(text_columns).to_parquet(tmp, index=False),

@@ -9,14 +9,19 @@ killed mid-append) instead of failing. A later object-storage data root changes 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
+import stat
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
+
+from include.ml.errors import UnsafeDeliveryError
 
 
 def _temporary(path: Path) -> Path:
@@ -78,6 +83,90 @@ def copy_file(source: Path, target: Path, durable: bool = True) -> None:
     """Copy ``source`` to ``target`` atomically (the bytes only, not permissions)."""
     with atomic_path(target, durable) as tmp:
         shutil.copyfile(source, tmp)
+
+
+def _symlinked_component(path: Path, anchor: Path) -> str | None:
+    """The first folder of ``path``'s parent, below ``anchor``, that is a symbolic link (None when none
+    is): the folder as resolved must be the folder as named."""
+    parent = Path(os.path.abspath(path.parent))
+    try:
+        below = parent.relative_to(anchor)
+    except ValueError:
+        anchor, below = Path(parent.anchor), parent.relative_to(parent.anchor)
+    current = Path(os.path.realpath(anchor))
+    for part in below.parts:
+        current = current / part
+        if os.path.islink(current):
+            return str(current)
+    return None
+
+
+def open_delivery(path: Path, max_bytes: int, anchor: Path | None = None) -> BinaryIO:
+    """Open an upstream's file for reading, only if it is a regular file inside its folder; the open
+    file (binary, at offset 0) is what the caller parses, so the checked file is the file read.
+
+    Opened with ``O_NOFOLLOW`` (a symbolic link is refused, not followed) and ``O_NONBLOCK`` (a pipe
+    cannot hang the open; cleared afterwards), then checked on the descriptor: a regular file (not a
+    folder, device or pipe), one link (not a hard link to a file elsewhere), at most ``max_bytes``.
+    No folder between ``anchor`` (the data root: the operator's; default: the file system root) and
+    the file may be a symbolic link. Raises :class:`FileNotFoundError` when nothing is there and
+    :class:`UnsafeDeliveryError` (the file is never read, changed or removed) otherwise.
+    """
+    path = Path(path)
+    anchor = Path(os.path.abspath(anchor or path.anchor or "/"))
+    linked = _symlinked_component(path, anchor)
+    if linked is not None:
+        raise UnsafeDeliveryError(_refusal(path, f"its folder {linked} is a symbolic link; deliveries are read only "
+                                                 "from the real folder, never through a link"))
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeDeliveryError(_refusal(path, "it is a symbolic link; only regular files are read, never "
+                                                     "what a link points to")) from None
+        if exc.errno == errno.ENOTDIR:
+            raise FileNotFoundError(errno.ENOENT, "a folder on the way is not a folder", str(path)) from None
+        raise
+    try:
+        info = os.fstat(fd)
+        problem = _unsafe(info, max_bytes)
+        if problem:
+            raise UnsafeDeliveryError(_refusal(path, problem))
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _unsafe(info: os.stat_result, max_bytes: int) -> str | None:
+    """Why an open file with status ``info`` is not a delivery to read (None when it is one)."""
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISFIFO: "a named pipe (FIFO)", stat.S_ISCHR: "a character device",
+             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
+    if not stat.S_ISREG(info.st_mode):
+        kind = next((name for test, name in kinds.items() if test(info.st_mode)), "not a regular file")
+        return f"it is {kind}, not a regular file"
+    if info.st_nlink != 1:
+        return (f"it has {info.st_nlink} hard links (the same file is reachable under another name, possibly "
+                "outside the folder); deliver a file of its own, not a link")
+    if info.st_size > max_bytes:
+        return (f"it is {info.st_size:,} bytes, over the limit of {max_bytes:,} (source.max_bytes); deliver it "
+                "in smaller files, or raise source.max_bytes in the pipeline config if that size is expected")
+    return None
+
+
+def _refusal(path: Path, reason: str) -> str:
+    return (f"delivery {path} refused: {reason}. It was not read and is kept as is; ask the upstream owner to "
+            "deliver a regular file in its place.")
+
+
+def sha256_handle(handle: BinaryIO, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of an open binary file from its current offset to the end (the offset is left there)."""
+    digest = hashlib.sha256()
+    while block := handle.read(chunk):
+        digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path: Path) -> Any:

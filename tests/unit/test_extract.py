@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from include.ml.errors import BatchNotFoundError, BatchReadError, InputDataError
+from include.ml.errors import BatchNotFoundError, BatchReadError, InputDataError, UnsafeDeliveryError, excerpt
 from include.ml.extract import fingerprint, read_batch
 from include.ml.storage import sha256_file
 
@@ -55,9 +55,16 @@ def test_a_missing_batch_says_where_it_was_expected_and_can_be_retried(tmp_path:
     assert not isinstance(caught.value, InputDataError)
 
 
-def test_a_folder_in_place_of_the_batch_is_a_missing_batch(tmp_path: Path):
-    with pytest.raises(BatchNotFoundError):
-        read_batch(tmp_path)
+def test_a_folder_in_place_of_the_batch_is_refused_unread_and_not_retried(tmp_path: Path):
+    folder = tmp_path / "2026-01-01.csv"
+    folder.mkdir()
+
+    with pytest.raises(UnsafeDeliveryError) as caught:
+        read_batch(folder)
+
+    assert f"delivery {folder} refused: it is a folder, not a regular file" in str(caught.value)
+    assert isinstance(caught.value, InputDataError)
+    assert folder.is_dir()
 
 
 def _parquet_bytes(frame: pd.DataFrame, tmp_path: Path) -> bytes:
@@ -133,3 +140,50 @@ def test_sha256_of_a_file_larger_than_one_chunk_matches_hashlib(tmp_path: Path):
 
     assert sha256_file(path) == hashlib.sha256(data).hexdigest()
     assert sha256_file(path, chunk=1000) == hashlib.sha256(data).hexdigest()
+
+
+def test_a_batch_read_through_the_safe_opener_keeps_its_sha256_from_the_same_descriptor(
+        tmp_path: Path, frame: pd.DataFrame):
+    path = tmp_path / "2026-01-01.parquet"
+    frame.to_parquet(path, index=False)
+
+    read = read_batch(path)
+
+    assert read.attrs["delivery"] == {"sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                                      "bytes": path.stat().st_size}
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"id,default,x,default\n1,0,2,1\n", "duplicate column names: 'default'"),
+        (b"id,x\n1,1e200\n2,3\n", "column 'x' has 1 value(s) beyond \u00b11e+100 (first rows: 0; value: 1e+200)"),
+        (b"id,note\n1," + b"a" * 10_001 + b"\n", "column 'note' row 0 holds text of 10,001 characters"),
+        (b"id," + b"n" * 300 + b"\n1,2\n", "has a column name of 300 characters"),
+    ],
+)
+def test_a_csv_with_a_shape_no_step_should_see_is_refused_naming_the_column(tmp_path: Path, content: bytes,
+                                                                           expected: str):
+    path = tmp_path / "2026-01-01.csv"
+    path.write_bytes(content)
+
+    with pytest.raises(BatchReadError) as caught:
+        read_batch(path)
+
+    assert expected in str(caught.value)
+    assert len(str(caught.value)) < 600  # never the whole cell or header
+    assert path.read_bytes() == content
+
+
+def test_infinities_are_left_to_validation_which_reports_them(tmp_path: Path):
+    path = tmp_path / "2026-01-01.csv"
+    path.write_bytes(b"id,x\n1,inf\n2,3\n")
+
+    assert read_batch(path)["x"].tolist()[1] == 3
+
+
+@pytest.mark.parametrize(("value", "shown"), [("short", "'short'"), ("a\nb", "'a\\nb'"),
+                                              ("x" * 100, "'" + "x" * 38 + "\u2026")])
+def test_an_excerpt_is_escaped_and_at_most_40_characters(value: str, shown: str):
+    assert excerpt(value) == shown
+    assert len(excerpt(value)) <= 40
