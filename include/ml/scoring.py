@@ -207,6 +207,28 @@ def _write_table(writers: dict[str, pq.ParquetWriter], key: str, path: Path, tab
 # -- the steps of the batch-scoring DAG ------------------------------------------------------
 
 
+def output_name(source: Path) -> str:
+    """The predictions file a scoring input writes: ``<input stem>.parquet``."""
+    return f"{Path(source).stem}.parquet"
+
+
+def check_output_names(sources: list[Path]) -> None:
+    """Refuse, before anything is written, inputs of one date whose outputs would overwrite each other
+    (``part.csv`` and ``part.parquet``), a rejects file (an input named ``x.rejects.csv``) or the summary;
+    :class:`InputDataError` naming both files."""
+    written: dict[str, Path] = {SUMMARY_FILE: Path(SUMMARY_FILE)}
+    for source in sorted((Path(p) for p in sources), key=lambda p: p.name):
+        output = Path(output_name(source))
+        if not is_predictions_file(output):
+            raise InputDataError(f"scoring input {source.name!r} in {source.parent} would write {output.name!r}, "
+                                 f"which is read as a rejects file ({REJECTS_SUFFIX}): rename it; nothing was scored")
+        for name in (output.name, rejects_file(output).name):
+            if name in written:
+                raise InputDataError(f"scoring inputs {written[name].name!r} and {source.name!r} in {source.parent} "
+                                     f"would both write {name!r}: rename one of them; nothing was scored")
+            written[name] = source
+
+
 def partitions(config: PipelineConfig, ds: str) -> list[str]:
     """The partition files (CSV or Parquet) delivered for logical date ``ds``, sorted.
 
@@ -218,8 +240,10 @@ def partitions(config: PipelineConfig, ds: str) -> list[str]:
     folder = scoring_inbox(config, ds)
     if not folder.is_dir():
         return []
-    return sorted(str(p) for p in folder.iterdir() if p.suffix in {".csv", ".parquet", ".pq"}
-                  and not p.name.startswith("."))
+    found = sorted(str(p) for p in folder.iterdir() if p.suffix in {".csv", ".parquet", ".pq"}
+                   and not p.name.startswith("."))
+    check_output_names(found)  # two inputs writing one output are refused before anything is scored
+    return found
 
 
 def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
@@ -227,12 +251,14 @@ def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
     from include.ml.paths import predictions_dir
     from include.ml.registry import ModelRegistry
 
+    siblings = [p for p in partitions(config, ds) if Path(p) != Path(source)]  # they must not share its output
+    check_output_names([*siblings, source])
     registry = ModelRegistry(config.registry_path)
     version = registry.production()
     if version is None:
         raise InputDataError(f"pipeline {config.name!r} has no production model to score with")
     features = [FeatureSpec.model_validate(f) for f in registry.metadata(version)["features"]]
-    output = predictions_dir(config, ds) / f"{Path(source).stem}.parquet"
+    output = predictions_dir(config, ds) / output_name(Path(source))
     summary = score_file(registry.load(version), version, config, features, Path(source), output,
                          chunk_rows=config.scoring.chunk_rows, max_reject_share=config.scoring.max_reject_share)
     return summary.to_dict()

@@ -145,3 +145,52 @@ def test_cli_score_without_a_production_model_exits_1(tmp_path, capsys):
 
     assert code == 1
     assert "has no production model yet" in capsys.readouterr().err
+
+
+# -- output names: two inputs never write the same file ----------------------------------------
+
+
+def _inbox(config, ds: str, names: list[str], batch: pd.DataFrame) -> Path:
+    from include.ml.paths import scoring_inbox
+
+    folder = scoring_inbox(config, ds)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        if name.endswith(".csv"):
+            batch.head(50).to_csv(folder / name, index=False)
+        else:
+            batch.head(50).to_parquet(folder / name, index=False)
+    return folder
+
+
+@pytest.mark.parametrize(("ds", "names", "expected"), [
+    ("2026-02-11", ["part.csv", "part.parquet"], "scoring inputs 'part.csv' and 'part.parquet'"),
+    ("2026-02-12", ["part.parquet", "part.pq"], "scoring inputs 'part.parquet' and 'part.pq'"),
+    ("2026-02-13", ["x.csv", "x.rejects.parquet"], "scoring input 'x.rejects.parquet'"),
+    ("2026-02-14", ["x.rejects.csv"], "scoring input 'x.rejects.csv'"),
+], ids=["csv and parquet", "parquet and pq", "an input named like a rejects file", "rejects-like csv"])
+def test_inputs_that_would_write_the_same_output_are_refused_before_anything_is_written(
+        production, ds: str, names: list[str], expected: str):
+    from include.ml import scoring
+    from include.ml.paths import predictions_dir
+
+    config, *_, batch = production
+    folder = _inbox(config, ds, names, batch)
+
+    with pytest.raises(InputDataError, match="nothing was scored") as caught:
+        scoring.partitions(config, ds)
+    for name in names:  # a task given one of them directly refuses as well
+        with pytest.raises(InputDataError):
+            scoring.score_partition(config, str(folder / name), ds)
+
+    assert expected in str(caught.value)
+    assert not predictions_dir(config, ds).exists()
+
+
+def test_inputs_with_distinct_outputs_are_all_listed(production):
+    from include.ml import scoring
+
+    config, *_, batch = production
+    folder = _inbox(config, "2026-02-02", ["a.csv", "b.parquet", "summary.csv"], batch)
+
+    assert scoring.partitions(config, "2026-02-02") == [str(folder / n) for n in ("a.csv", "b.parquet", "summary.csv")]
