@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import secrets
 import sys
 import tempfile
 from collections import Counter
@@ -159,7 +160,7 @@ def check(dataset: Dataset) -> dict:
         return {**row, "day 2 drift": "–", "day 2 branch": "–",
                 "result": f"day 2 refused: {days[1]['failed'] if len(days) > 1 else '?'}"}
     second = days[1]["summary"]
-    gap = first["summary"]["score"] - first["plain"]
+    gap = round(first["summary"]["score"] - first["plain"], 4) + 0.0  # + 0.0: no "-0.0000"
     better = "higher" if config.greater_is_better else "lower"
     result = (f"day 1 {first['summary']['branch']}; pipeline - plain {gap:+.4f} ({better} is better); "
               f"inferred {first['features']}")
@@ -187,6 +188,9 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="datasets_check_") as home:
         os.environ["ML_HOME"] = home
+        if not (os.environ.get("ML_SIGNING_KEY") or os.environ.get("ML_SIGNING_KEY_FILE")):
+            # models are signed: a throwaway key for this throwaway registry (never the data root's own)
+            os.environ["ML_SIGNING_KEY"] = secrets.token_hex(32)
         for dataset in chosen:
             rows.append(check(dataset))
             print(f"checked {dataset.name}", file=sys.stderr)
