@@ -150,6 +150,30 @@ def test_compose_runs_the_official_services_plus_mailpit_with_its_inbox():
     assert compose["services"]["airflow-worker"]["command"] == "celery worker"
 
 
+def test_mailpit_and_every_other_auxiliary_port_binds_to_localhost_by_default():
+    compose = _compose()
+    for name, service in compose["services"].items():
+        if name == "airflow-apiserver":  # the UI is the one port meant to be reached
+            continue
+        for port in service.get("ports", []):
+            assert re.fullmatch(r"\$\{\w+:-127\.0\.0\.1\}:.+", str(port)), f"{name} publishes {port} on every interface"
+    (mailpit,) = compose["services"]["mailpit"]["ports"]
+    assert mailpit == "${MAILPIT_BIND_ADDRESS:-127.0.0.1}:${MAILPIT_UI_PORT:-8025}:8025"
+    assert re.search(r"^MAILPIT_BIND_ADDRESS=127\.0\.0\.1$", (ROOT / ".env.example").read_text(), re.MULTILINE)
+
+
+def test_airflow_init_checks_for_placeholder_secrets_before_anything_else():
+    init = _compose()["services"]["airflow-init"]
+    script = [line.strip() for line in init["command"][1].splitlines() if line.strip()]
+    assert script[:2] == ["set -euo pipefail", "bash /opt/airflow/check-secrets.sh"]
+    assert "./deploy/check-secrets.sh:/opt/airflow/check-secrets.sh:ro" in init["volumes"]
+    common = _compose()["x-airflow-common"]["volumes"]
+    assert set(common) <= set(init["volumes"])  # its own list replaces the common one: nothing is lost
+    for name, service in _airflow_services().items():
+        if name != "airflow-init":
+            assert service["depends_on"]["airflow-init"] == {"condition": "service_completed_successfully"}, name
+
+
 def test_workers_scale_and_every_airflow_service_shares_the_data_root():
     services = _airflow_services()
     worker = services["airflow-worker"]
