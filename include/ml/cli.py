@@ -58,7 +58,9 @@ def _emit(args: argparse.Namespace, data, text: str) -> None:
 
 
 def _table(rows: list[list[object]], header: list[str]) -> str:
-    cells = [header, *[["" if v is None else str(v) for v in row] for row in rows]]
+    from include.ml.registry import one_line  # a reason or name with CR/LF must not forge a row
+
+    cells = [header, *[["" if v is None else one_line(str(v)) for v in row] for row in rows]]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells)
 
@@ -102,7 +104,12 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     from include.ml import config as config_module
     from include.ml.fitting import build_estimator
 
-    configs = [get_pipeline(n) for n in args.pipeline] if args.pipeline else load_all()
+    if args.pipeline:
+        configs = [get_pipeline(n) for n in args.pipeline]
+    else:  # every problem of every file at once, shared registries and landing paths too
+        configs, errors = config_module.load_each()
+        if errors:
+            raise config_module.ConfigError("\n".join(str(error) for error in errors))
     for config in configs:
         build_estimator(config)  # model.params checked by scikit-learn itself
     data = {c.name: {"task": c.task, "target": c.target, "estimator": c.model.estimator, "metric": c.metric,

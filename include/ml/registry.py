@@ -27,6 +27,12 @@ VERSION_PATTERN = re.compile(r"v[0-9]{4,}")
 ARTIFACT, METADATA, PROFILE = RegistryLayout.ARTIFACT, RegistryLayout.METADATA, RegistryLayout.PROFILE
 
 
+def one_line(text: str) -> str:
+    """``text`` with every line break and control character (CR, LF, tab, ESC, NEL, U+2028...) as one
+    space, trimmed: what the audit log stores as an actor or reason, and what a table shows."""
+    return re.sub(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+", " ", text).strip()
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -230,7 +236,8 @@ class ModelRegistry:
         Appends an audit entry and returns it. Raises :class:`RegistryError` when production moved
         meanwhile or the version does not exist; production is then unchanged.
         """
-        if not reason or not reason.strip():
+        reason, actor = one_line(reason or ""), one_line(actor or "")  # no CR/LF to forge audit lines with
+        if not reason:
             raise RegistryError("a reason is required to change the production model")
         self.check_version_id(version)
         with self._writable(f"switching production to {version}"), self._locked():
