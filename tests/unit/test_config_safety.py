@@ -220,3 +220,23 @@ def test_the_cli_refuses_a_pipeline_path_with_exit_1(pipelines, capsys):
 
     assert code == 1
     assert "no pipeline '../../x'" in capsys.readouterr().err
+
+
+# -- audit reasons stay on one line ---------------------------------------------------------
+
+
+def test_a_reason_with_line_breaks_and_control_characters_is_stored_as_one_line():
+    from include.ml.registry import one_line
+
+    forged = "ok\r\n2026-01-01T00:00:00  promote  v0001  v0009  admin  forged\x1b[2K\u2028\x85end\t"
+
+    assert one_line(forged) == "ok 2026-01-01T00:00:00  promote  v0001  v0009  admin  forged [2K end"
+
+
+def test_models_history_shows_one_line_per_entry_even_for_an_old_entry_with_a_newline():
+    entries = [["2026-01-01", "promote", None, "v0001", "ci\nbot", "first\r\n2026-01-02  rollback  forged"]]
+
+    table = cli._table(entries, ["time", "action", "from", "to", "actor", "reason"])
+
+    assert len(table.splitlines()) == 2
+    assert "ci bot" in table and "first 2026-01-02  rollback  forged" in table
