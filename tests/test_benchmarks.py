@@ -50,3 +50,14 @@ def test_scoring_benchmark_prints_each_method_and_goal_exits_1_for_a_missed_goal
     assert "peak RSS <" in goals[0] and "flat" in goals[1] and "in-memory" in goals[2]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "scoring_12000_v1.parquet", "scoring_5000_v1.parquet", "scoring_model_3000_v1.joblib"]  # predictions deleted
+
+
+def test_datasets_check_prints_one_row_per_dataset_with_the_pipeline_beside_plain_scikit_learn():
+    result = subprocess.run([sys.executable, "benchmarks/datasets_check.py", "--only", "iris,diabetes"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = [line.split(" | ") for line in result.stdout.splitlines() if line.startswith(("| iris", "| diabetes"))]
+    assert [(r[0], r[5], r[9]) for r in rows] == [("| iris", "roc_auc", "promote"), ("| diabetes", "rmse", "promote")]
+    for row in rows:
+        assert abs(float(row[6]) - float(row[7])) <= 0.01 * float(row[7])  # pipeline beside plain, same split
