@@ -40,7 +40,8 @@ def build_scoring_dag(config: PipelineConfig):
         def list_partitions() -> list[str]:
             from include.ml.scoring import partitions
 
-            return partitions(config, run_day(get_current_context()))
+            with fail_without_retry():  # colliding names are the delivery's to fix; a late one still retries
+                return partitions(config, run_day(get_current_context()))
 
         @task
         def score_partition(path: str) -> dict:
@@ -66,6 +67,6 @@ def build_scoring_dag(config: PipelineConfig):
 
 _configs, _errors = load_each()
 for _config in _configs:
-    globals()[f"ml_batch_scoring__{_config.name}"] = build_scoring_dag(_config)
+    globals()[_config.scoring_dag_id] = build_scoring_dag(_config)
 for _error in _errors:
     logging.getLogger(__name__).error("pipeline config skipped: %s", _error)

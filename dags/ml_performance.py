@@ -56,6 +56,6 @@ def build_performance_dag(config: PipelineConfig):
 
 _configs, _errors = load_each()
 for _config in _configs:
-    globals()[f"ml_performance__{_config.name}"] = build_performance_dag(_config)
+    globals()[_config.performance_dag_id] = build_performance_dag(_config)
 for _error in _errors:
     logging.getLogger(__name__).error("pipeline config skipped: %s", _error)
