@@ -20,6 +20,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SESSION_DIR = Path(tempfile.mkdtemp(prefix="ml-pipeline-tests-"))
+# The model signing key of every test (include/ml/signing.py); subprocesses inherit it from os.environ.
+TEST_SIGNING_KEY = "7e57" * 16
+SIGNING_VARIABLES = ("ML_SIGNING_KEY", "ML_SIGNING_KEY_FILE", "ML_SIGNING_KEY_ID", "ML_SIGNING_PREVIOUS_KEYS",
+                     "ML_SIGNING_PREVIOUS_KEYS_FILE")
 
 
 def _free_port() -> int:
@@ -36,8 +40,10 @@ def _airflow_env() -> dict[str, str]:
         "ML_HOME": str(SESSION_DIR / "ml-home"),
         "ML_SMTP_PORT": str(_free_port()),
     }
-    for key in ("AIRFLOW_CONN_SMTP_DEFAULT", "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"):
+    for key in ("AIRFLOW_CONN_SMTP_DEFAULT", "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST",
+                *SIGNING_VARIABLES):
         base.pop(key, None)
+    base["ML_SIGNING_KEY"] = TEST_SIGNING_KEY  # so bin/airflow-env creates no key file
     out = subprocess.run(["bash", "-c", f"source '{ROOT}/bin/airflow-env' && env -0"], env=base,
                          capture_output=True, check=True).stdout.decode()
     return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
@@ -48,6 +54,16 @@ os.environ.update(_airflow_env())
 # a 2-core machine a sub-second fit was seen to take 100 s. One thread keeps the tests steady.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 SMTP_PORT = int(os.environ["ML_SMTP_PORT"])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_signing_key():
+    """Every test signs and verifies with :data:`TEST_SIGNING_KEY` (set at import too, for DAG parsing);
+    a test that needs another key or none changes it with ``monkeypatch``."""
+    for key in SIGNING_VARIABLES:
+        os.environ.pop(key, None)
+    os.environ["ML_SIGNING_KEY"] = TEST_SIGNING_KEY
+    yield
 
 
 class SmtpInbox:

@@ -1,7 +1,7 @@
 """Command line: ``python -m include.ml <command>``, the same functions the DAGs call.
 
 Commands: simulate, config check|schema|docs, validate, drift, train, score,
-models list|show|promote|rollback|history|verify, runs, performance.
+models list|show|promote|rollback|history|verify|sign, keys create, runs, performance.
 Exit status: 0 done, 1 the input or the registry refused (message on stderr), 2 bad usage.
 ``--pipeline`` is required whenever more than one pipeline is configured, and always for
 ``models promote`` and ``models rollback``: the pipeline is never guessed.
@@ -366,18 +366,55 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
     versions = [args.version] if args.version else registry.versions()
     results = []
     for version in versions:
-        intact, expected, actual = registry.verify(version)
-        results.append({"version": version, "intact": intact, "recorded_sha256": expected, "actual_sha256": actual,
+        check = registry.check(version)
+        results.append({"version": version, "intact": check.intact, "recorded_sha256": check.recorded_sha256,
+                        "actual_sha256": check.actual_sha256, "signature": check.signature, "problem": check.problem,
                         "production": version == production})
-    rows = [[("* " if r["production"] else "  ") + r["version"], "ok" if r["intact"] else "CHANGED",
-             r["recorded_sha256"][:16], r["actual_sha256"][:16]] for r in results]
-    _emit(args, results, _table(rows, ["version", "artifact", "recorded sha256", "actual sha256"])
-          if rows else f"no versions registered for {config.name}")
-    changed = [r["version"] for r in results if not r["intact"]]
+    history_problems = registry.audit_problems()
+    rows = [[("* " if r["production"] else "  ") + r["version"], "ok" if r["intact"] else
+             "UNSIGNED" if r["signature"] == "unsigned" and r["recorded_sha256"] == r["actual_sha256"] else "CHANGED",
+             r["signature"], r["recorded_sha256"][:16], r["actual_sha256"][:16]] for r in results]
+    text = (_table(rows, ["version", "artifact", "signature", "recorded sha256", "actual sha256"])
+            if rows else f"no versions registered for {config.name}")
+    text += "\naudit log: " + ("; ".join(history_problems) if history_problems else "chain intact")
+    _emit(args, {"versions": results, "audit_problems": history_problems}, text)
+    unsigned = [r["version"] for r in results
+                if r["signature"] == "unsigned" and r["recorded_sha256"] == r["actual_sha256"]]
+    changed = [r["version"] for r in results if not r["intact"] and r["version"] not in unsigned]
+    for r in results:
+        if r["problem"]:
+            print(f"error: {r['problem']}", file=sys.stderr)
     if changed:
         print(f"error: artifact(s) changed after registration: {', '.join(changed)}; do not load them, keep the "
               f"files for investigation, roll back if production is among them", file=sys.stderr)
-    return 1 if changed else 0
+    if history_problems:
+        print(f"error: the audit log {registry.audit_path} was rewritten: {'; '.join(history_problems)}",
+              file=sys.stderr)
+    return 1 if changed or unsigned or history_problems else 0
+
+
+def cmd_models_sign(args: argparse.Namespace) -> int:
+    from include.ml.steps import registry_for
+
+    config = get_pipeline(args.pipeline)
+    registry = registry_for(config)
+    results = {version: registry.sign_legacy(version) for version in ([args.version] if args.version
+                                                                     else registry.versions())}
+    pointer = registry.sign_legacy_pointer()
+    lines = [f"{version}: {state}" for version, state in results.items()]
+    lines.append(f"production pointer: {pointer or 'none yet'}")
+    _emit(args, {"versions": results, "pointer": pointer}, "\n".join(lines))
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from include.ml import signing
+
+    key = signing.create_key_file(Path(args.out))
+    _emit(args, {"file": args.out, "key_id": key.key_id},
+          f"wrote a new signing key (id {key.key_id}, mode 0600) to {args.out}; use it with "
+          f"{signing.ENV_KEY_FILE}={args.out}")
+    return 0
 
 
 def _actor() -> str:
@@ -540,9 +577,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", help="version to roll back to (default: the one production replaced)")
     p.add_argument("--reason", required=True, help="why (kept in the audit log)")
     add("history", cmd_models_history, "every production switch: time, from, to, actor, reason", parent=models)
-    p = add("verify", cmd_models_verify, "check artifacts against the sha256 recorded at registration (exit 1 if "
-                                         "one changed)", parent=models)
+    p = add("verify", cmd_models_verify, "check artifacts against the sha256 and signature recorded at "
+                                         "registration, and the audit log's chain (exit 1 if one changed)",
+            parent=models)
     p.add_argument("version", nargs="?", help="one version (default: all)")
+    p = add("sign", cmd_models_sign, "sign versions registered before models were signed (only those whose sha256 "
+                                     "still checks out) and the production pointer", parent=models,
+            changes_registry=True)
+    p.add_argument("--version", help="one version (default: all unsigned ones)")
+
+    keys = sub.add_parser("keys", help="the model signing key").add_subparsers(dest="keys_command", required=True)
+    p = add("create", cmd_keys_create, "write a new random signing key (mode 0600) to a file outside the data root",
+            parent=keys, pipeline=False)
+    p.add_argument("--out", required=True, help="key file to create (must not exist, outside $ML_HOME)")
 
     p = add("score", cmd_score, "score a CSV or Parquet file in chunks with the production model (or --version)")
     p.add_argument("--input", required=True, help="CSV or Parquet file to score")

@@ -209,6 +209,7 @@ class RunWorkspace:
     VALIDATED = "validated.parquet"  # the rows and columns the model trains on
     HOLDOUT = "holdout.parquet"
     CANDIDATE = "candidate.joblib"
+    CANDIDATE_SIGNATURE = "candidate.signature.json"  # its HMAC: checked before it is unpickled
     REFERENCE_PROFILE = "reference_profile.json"
     PREDICTION_PROFILE = "prediction_profile.json"
     DRIFT = "drift.json"  # the full drift report (every feature's numbers)

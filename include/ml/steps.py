@@ -11,15 +11,16 @@ dict form (what a DAG task passes through XCom).
 from __future__ import annotations
 
 import datetime as dt
+import io
 import platform
 import subprocess
 import time
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-from include.ml import paths, storage
+from include.ml import paths, signing, storage
 from include.ml.config import FeatureSpec, PipelineConfig
-from include.ml.errors import BatchValidationError
+from include.ml.errors import ArtifactIntegrityError, BatchValidationError
 from include.ml.records import (
     BRANCHES,
     DECIDED,
@@ -46,6 +47,42 @@ STEPS = ("extract", "validate", "train", "evaluate", "drift_check", BRANCH_STEP,
 
 def _workspace(workspace: RunWorkspace | Path) -> RunWorkspace:
     return workspace if isinstance(workspace, RunWorkspace) else RunWorkspace(workspace)
+
+
+def _candidate_context(config: PipelineConfig, ws: RunWorkspace) -> dict:
+    return {"pipeline": config.name, "workspace": ws.run_name, "file": ws.CANDIDATE}
+
+
+def write_candidate(config: PipelineConfig, ws: RunWorkspace, model) -> None:
+    """Pickle the candidate and sign its bytes with the pipeline and the run's workspace."""
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    payload = buffer.getvalue()
+    signature = signing.keyring().sign("candidate", _candidate_context(config, ws), payload)
+    storage.write_bytes(ws.path(ws.CANDIDATE), payload)
+    ws.write_json(ws.CANDIDATE_SIGNATURE, signature)
+
+
+def verified_candidate(config: PipelineConfig, ws: RunWorkspace) -> bytes:
+    """The candidate's bytes, read once and checked against the signature train wrote;
+    :class:`ArtifactIntegrityError` (nothing unpickled) when they differ or the signature is missing."""
+    payload = ws.path(ws.CANDIDATE).read_bytes()
+    problem = signing.keyring().problem(ws.read_json_or_none(ws.CANDIDATE_SIGNATURE), "candidate",
+                                        _candidate_context(config, ws), payload)
+    if problem:
+        raise ArtifactIntegrityError(
+            f"the candidate model {ws.path(ws.CANDIDATE)} is refused: {problem}. It was replaced after training (or "
+            "copied from another run) and will not be loaded or registered; production is unchanged. Keep the "
+            "workspace for investigation and rerun the training for this date.")
+    return payload
+
+
+def _load_candidate(payload: bytes):
+    import joblib
+
+    return joblib.load(io.BytesIO(payload))
 
 
 def registry_for(config: PipelineConfig) -> ModelRegistry:
@@ -147,7 +184,6 @@ def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     """Fit a candidate on a seeded split; write the candidate model, the holdout rows, the
     reference profile of the training rows, the prediction profile of the holdout and
     :class:`TrainingRecord`."""
-    import joblib
     import pandas as pd
 
     from include.ml.drift import ReferenceProfile, prediction_profile
@@ -161,7 +197,7 @@ def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     started = time.perf_counter()
     model = fit(data.train, config, features)
     seconds = time.perf_counter() - started
-    storage.write_with(ws.path(ws.CANDIDATE), lambda tmp: joblib.dump(model, tmp))
+    write_candidate(config, ws, model)
     storage.write_with(ws.path(ws.HOLDOUT), lambda tmp: data.holdout.to_parquet(tmp, index=False), durable=False)
     profile = ReferenceProfile(bins=config.drift.bins).fit(data.train, features)
     ws.write_json(ws.REFERENCE_PROFILE, profile.to_dict())
@@ -177,7 +213,6 @@ def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
 def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     """Measure the candidate and the production model (the champion) on the same holdout rows, and
     apply the quality gates; write :class:`EvaluationRecord`."""
-    import joblib
     import pandas as pd
 
     from include.ml.evaluate import champion_comparison, holdout_metrics, quality_gates
@@ -185,7 +220,7 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     ws = _workspace(workspace)
     holdout = pd.read_parquet(ws.path(ws.HOLDOUT))
     names = [f.name for f in ws.read(FeaturesRecord).specs()]
-    candidate_model = joblib.load(ws.path(ws.CANDIDATE))
+    candidate_model = _load_candidate(verified_candidate(config, ws))  # signature checked first
     candidate = holdout_metrics(candidate_model, holdout, config, names)
     registry = registry_for(config)
     champion_version = registry.production()
@@ -196,7 +231,7 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         if missing:
             champion_note = f"production model needs columns missing from this batch: {missing}"
         else:
-            champion_model = registry.load(champion_version)  # sha256 checked
+            champion_model = registry.load(champion_version)  # sha256 and signature checked
             champion = holdout_metrics(champion_model, holdout, config, champion_features)
             interval = champion_comparison(candidate_model, champion_model, holdout, config, names, champion_features)
     gates = quality_gates(candidate[config.metric], champion[config.metric] if champion else None, config,
@@ -284,12 +319,12 @@ def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, r
     """Register the run's candidate with its full metadata and return the version id (reused on retry).
 
     The code version is the DAG bundle's version when the orchestrator knows it (a versioned Git
-    bundle pins DAGs and ML code together), else the repository's git commit."""
-    import joblib
-
+    bundle pins DAGs and ML code together), else the repository's git commit. The candidate is read
+    once and its signature checked; those bytes are the ones registered."""
     from include.ml.evaluate import class_metadata
 
     ws = _workspace(workspace)
+    payload = verified_candidate(config, ws)
     evaluation, decided = ws.read(EvaluationRecord), ws.read(DecisionRecord)
     metadata = {
         "pipeline": config.name, "run_id": run_id, "logical_date": ds, "decision": decision,
@@ -311,9 +346,9 @@ def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, r
         "code_version_source": "dag_bundle" if bundle_version else "git",
         "python": platform.python_version(), "libraries": _library_versions(),
         "prediction_profile": ws.read_json_or_none(ws.PREDICTION_PROFILE),
-        **class_metadata(joblib.load(ws.path(ws.CANDIDATE)), config),  # classes, positive_label
+        **class_metadata(_load_candidate(payload), config),  # classes, positive_label
     }
-    return registry_for(config).register(ws.path(ws.CANDIDATE), metadata, ws.read_json(ws.REFERENCE_PROFILE))
+    return registry_for(config).register(payload, metadata, ws.read_json(ws.REFERENCE_PROFILE))
 
 
 def conclude(config: PipelineConfig, workspace: RunWorkspace | Path, branch: str, run_id: str, ds: str,

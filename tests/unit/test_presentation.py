@@ -152,12 +152,14 @@ def hostile_home(credit_history, tmp_path_factory) -> Path:
             "scoring_date": hostile("performance scoring_date"), "labels_date": hostile("labels_date"),
             "model_version": hostile("model_version"), "metric": "roc_auc", "value": 0.7, "validation_score": 0.8,
             "rows": 10, "status": hostile("status"), "reasons": [hostile("performance reason")]})
-        storage.append_jsonl(layout.audit, {
+        # a switch as the registry writes it: chained to the log, signed into the pointer
+        registry = steps.registry_for(config)
+        entry = registry._chained({
             "time": hostile("audit time"), "action": hostile("audit action"), "from": hostile("audit from"),
             "to": hostile("audit to"), "actor": hostile("audit actor"), "reason": hostile("audit reason")})
-        pointer = storage.read_json(layout.pointer)
-        storage.write_json(layout.pointer, {**pointer, "actor": hostile("pointer actor"),
-                                            "since": hostile("pointer since")})
+        registry._append_audit(entry)
+        registry._write_pointer({**registry.pointer(), "actor": hostile("pointer actor"),
+                                 "since": hostile("pointer since"), "entry": entry})
     return home
 
 

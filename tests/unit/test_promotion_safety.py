@@ -25,6 +25,7 @@ from include.ml.config import PipelineConfig, get_pipeline
 from include.ml.errors import ArtifactIntegrityError, RegistryError
 from include.ml.evaluate import _auc_rows, metric_inputs, metric_value, paired_bootstrap, quality_gates
 from include.ml.fitting import fit, split
+from include.ml.records import RunWorkspace
 from include.ml.registry import ModelRegistry
 from include.ml.storage import sha256_file
 from include.ml.validate import infer_features, validate_frame
@@ -187,12 +188,13 @@ def _register(root: str, artifact: str) -> None:
 
 
 def _register_but_die_halfway_through_the_copy(root: str, artifact: str) -> None:
-    def copy_half_then_die(source, destination, *args, **kwargs):
-        data = Path(source).read_bytes()
+    from include.ml import storage
+
+    def write_half_then_die(destination, data, *args, **kwargs):  # the registry writes the bytes it verified
         Path(destination).write_bytes(data[: len(data) // 2])
         die()
 
-    shutil.copyfile = copy_half_then_die
+    storage.write_bytes = write_half_then_die
     _register(root, artifact)
 
 
@@ -378,7 +380,7 @@ def test_a_candidate_that_learnt_nothing_is_rejected_by_the_interval_and_product
     credit_in_production: ModelRegistry, credit_config: PipelineConfig, scrambled_model: Path
 ):
     workspace = train_day1(credit_config)
-    shutil.copyfile(scrambled_model, workspace / "candidate.joblib")
+    steps.write_candidate(credit_config, RunWorkspace(workspace), joblib.load(scrambled_model))  # signed, as train
 
     evaluation = steps.evaluate(credit_config, workspace)
     decision = steps.drift_check(credit_config, workspace)
@@ -398,7 +400,7 @@ def test_a_candidate_equal_to_production_is_promoted_only_when_some_regression_i
 ):
     config = with_gates(credit_config, max_regression=max_regression)
     workspace = train_day1(config)
-    shutil.copyfile(credit_in_production.versions_dir / "v0001" / "model.joblib", workspace / "candidate.joblib")
+    steps.write_candidate(config, RunWorkspace(workspace), credit_in_production.load("v0001"))  # signed, as train
 
     evaluation = steps.evaluate(config, workspace)
     decision = steps.drift_check(config, workspace)

@@ -4,6 +4,7 @@ artifacts that are checked before they are loaded."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import threading
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -320,3 +321,51 @@ def test_overlapping_attempts_of_the_same_run_register_one_version(
 
     assert ids[0] == ids[1]
     assert registry.versions() == ["v0001"]
+
+
+# -- signatures, the signed pointer and the chained audit log (more in test_signing.py) --------
+
+
+def test_a_registered_version_carries_a_signature_over_its_bytes_and_metadata(registry: ModelRegistry,
+                                                                            artifact: Path):
+    version = register(registry, artifact, "run-1")
+
+    signature = registry.metadata(version)["signature"]
+    assert set(signature) == {"key_id", "hmac"} and len(signature["hmac"]) == 64
+    assert registry.check(version).signature == "ok"
+
+
+def test_a_replaced_artifact_with_its_sha256_updated_in_the_metadata_is_refused(registry: ModelRegistry,
+                                                                              artifact: Path):
+    version = register(registry, artifact, "run-1")
+    stored = registry.versions_dir / version / "model.joblib"
+    joblib.dump({"weights": "evil"}, stored)
+    meta_path = registry.versions_dir / version / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["artifact"]["sha256"] = sha256_file(stored)
+    meta_path.write_text(json.dumps(meta))
+
+    with pytest.raises(ArtifactIntegrityError, match="will not be loaded"):
+        registry.load(version)
+    assert registry.verify(version)[0] is False
+
+
+def test_the_pointer_is_signed_and_each_audit_line_carries_the_hash_of_the_one_before(
+        two_versions: ModelRegistry):
+    two_versions.set_production("v0001", expected=None, actor="a", reason="first")
+    two_versions.set_production("v0002", expected="v0001", actor="a", reason="second")
+
+    lines = two_versions.audit_path.read_text().splitlines()
+    assert json.loads(lines[0])["prev"] is None
+    assert json.loads(lines[1])["prev"] == hashlib.sha256(lines[0].encode()).hexdigest()
+    assert "signature" in json.loads(two_versions.pointer_path.read_text())
+    assert two_versions.audit_problems() == []
+
+
+def test_a_hand_edited_pointer_is_refused(two_versions: ModelRegistry):
+    two_versions.set_production("v0001", expected=None, actor="a", reason="first")
+    pointer = json.loads(two_versions.pointer_path.read_text())
+    two_versions.pointer_path.write_text(json.dumps({**pointer, "version": "v0002"}))
+
+    with pytest.raises(ArtifactIntegrityError, match="production pointer"):
+        two_versions.production()
