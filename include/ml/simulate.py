@@ -2,7 +2,8 @@
 
 Each generator returns one day's DataFrame; the same (seed, date) gives the same rows. From
 ``drift_from`` on, distributions shift and a new category level appears, the way an upstream
-change would show up. The pipeline never calls these: it reads the files they write.
+change would show up. ``digits`` generates nothing: it cuts real images (scikit-learn's bundled
+``load_digits``) into daily batches. The pipeline never calls these: it reads the files they write.
 """
 
 from __future__ import annotations
