@@ -55,7 +55,7 @@ def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
     """``value`` as a short escaped excerpt safe to put in a message, log line or email: its
     ``repr`` (control characters escaped), cut to ``limit`` characters with ``…`` when longer.
     The one place a message quotes content of an upstream file (a header or a cell)."""
-    text = repr(value if isinstance(value, str) else str(value))
+    text = repr(value)
     return text if len(text) <= limit else f"{text[:limit - 1]}…"
 
 

@@ -25,7 +25,7 @@ import pandera.pandas as pa
 
 from include.ml import storage
 from include.ml.config import FeatureSpec, PipelineConfig
-from include.ml.errors import BatchValidationError
+from include.ml.errors import BatchValidationError, excerpt
 from include.ml.feature_rules import (
     ERROR,
     WARNING,
@@ -177,7 +177,7 @@ def _failure(column: str | None, rule: str, rows: list, values: list, count: int
     count = len(rows) if count is None else count
     where = f"column {column!r}" if column else "batch"
     shown_rows = ", ".join(str(r) for r in rows[:5])
-    shown_values = ", ".join(repr(v) for v in values[:3])
+    shown_values = ", ".join(excerpt(v) for v in values[:3])  # a cell of the upstream's file: bounded
     detail = f" (first rows: {shown_rows}; values: {shown_values})" if rows else ""
     return {
         "column": column,
@@ -297,7 +297,7 @@ def _class_share_failures(clean: pd.DataFrame, config: PipelineConfig) -> list[d
         if share < limit:
             failures.append({"column": config.target, "rule": "class below min_class_share", "count": int(count),
                              "rows": [], "share": share, "severity": ERROR, "class": str(label),
-                             "message": f"column {config.target!r}: class {label!r} has {count} of {total} rows "
+                             "message": f"column {config.target!r}: class {excerpt(label)} has {count} of {total} rows "
                                         f"({share:.2%}), below validation.min_class_share {limit:.2%}"})
     return failures
 
