@@ -110,7 +110,15 @@ def main() -> int:
     port = _free_port(int(env.get("ML_SMTP_PORT", "8025")))
     env["ML_SMTP_PORT"] = str(port)
     env.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)  # bin/airflow-env points smtp_default at ML_SMTP_PORT
+    if not env.get("ML_SIGNING_KEY"):  # the model signing key, outside the data root, made on first use
+        env.setdefault("ML_SIGNING_KEY_FILE", str(ROOT / ".airflow" / "signing.key"))
     os.environ.update(env)
+    if os.environ.get("ML_SIGNING_KEY_FILE") and not os.environ.get("ML_SIGNING_KEY") \
+            and not Path(os.environ["ML_SIGNING_KEY_FILE"]).exists():
+        from include.ml.signing import create_key_file
+
+        key = create_key_file(Path(os.environ["ML_SIGNING_KEY_FILE"]))
+        print(f"created the model signing key {key.key_id} in {os.environ['ML_SIGNING_KEY_FILE']}")
 
     from include.ml import steps
     from include.ml.config import get_pipeline
