@@ -67,6 +67,7 @@ def config() -> PipelineConfig:
         "name": "scoring_bench", "task": "classification", "target": "target", "id_columns": ["row_id"],
         "source": {"path": "bench/{ds}.parquet"}, "features": [f.model_dump() for f in features()],
         "model": default.model.model_dump(), "metric": "roc_auc",
+        "validation": {"min_rows": 1000},  # at least drift.min_batch_rows (200): the settings must agree
         "gates": {"min_score": 0.5}, "alerts": {"email": ["x@example.com"]}, "registry": "bench",
     })
 

@@ -45,6 +45,8 @@ def level_labels(raw: pd.Series) -> pd.Series:
 def as_numbers(raw: pd.Series) -> tuple[pd.Series, np.ndarray]:
     """``raw`` as float64, and the mask of the values that are present but not numbers (they
     become NaN here and must be reported, not silently treated as missing)."""
+    if raw.dtype == "float64":  # already numbers: nothing to read (and no copy of the column)
+        return raw, np.zeros(len(raw), dtype=bool)
     numbers = pd.to_numeric(raw, errors="coerce").astype("float64")
     return numbers, (numbers.isna() & raw.notna()).to_numpy()
 
@@ -104,8 +106,9 @@ class FeatureRule:
     """One rule of one feature.
 
     ``passes`` takes the feature's read values (numbers as float64, levels as text) and returns a
-    mask (True where a value keeps the rule) or, for a rule on the whole column, one bool; it is
-    None for the rule checked while the values are read (is a number). ``message`` is what a batch
+    mask (True where a value keeps the rule); a rule on the whole column (``whole_column``) takes the
+    mask of the present values instead and returns one bool. ``passes`` is None for the rule checked
+    while the values are read (is a number). ``message`` is what a batch
     failure says after ``column 'x': N values``; ``reason`` is a scored row's reject reason (None:
     the rule is not checked row by row). ``severity`` is ``"error"``, ``"warning"`` or a share (an
     error when more than that share of rows break the rule, a warning otherwise).
@@ -114,7 +117,7 @@ class FeatureRule:
     feature: str
     message: str
     severity: str | float
-    passes: Callable[[pd.Series], pd.Series | np.ndarray | bool] | None
+    passes: Callable[[pd.Series], pd.Series | np.ndarray] | Callable[[np.ndarray], bool] | None
     reason: str | None = None
     whole_column: bool = False
 
@@ -128,7 +131,8 @@ class FeatureRule:
 
         if self.whole_column:
             passes = self.passes
-            return pa.Check(lambda s: bool(passes(s)), element_wise=False, ignore_na=False, error=self.message)
+            return pa.Check(lambda s: bool(passes(s.notna().to_numpy())), element_wise=False, ignore_na=False,
+                            error=self.message)
         return pa.Check(self.passes, error=self.message)
 
 
@@ -210,6 +214,11 @@ def read_feature(spec: FeatureSpec, raw: pd.Series) -> tuple[pd.Series, np.ndarr
     return level_labels(raw), None
 
 
+def _missing_share(present: np.ndarray) -> float:
+    """The share of values not present (NaN for no values at all: no rule on the share passes then)."""
+    return np.count_nonzero(~present) / len(present) if len(present) else float("nan")
+
+
 class FeatureRules:
     """The rules of a model's features, built once from their specs, the validation settings and
     (optionally) a stored reference profile as a dict.
@@ -227,7 +236,7 @@ class FeatureRules:
         for spec in self.features:
             limit = self.settings.max_missing if spec.max_missing is None else spec.max_missing
             missing = FeatureRule(spec.name, f"has more than {limit:.0%} missing values", ERROR,
-                                  lambda s, limit=limit: s.isna().mean() <= limit, whole_column=True)
+                                  lambda present, limit=limit: _missing_share(present) <= limit, whole_column=True)
             values = _RULES_OF_TYPE[spec.type]
             self.rules[spec.name] = [missing, *values(spec, self.settings, reference)]
 
@@ -244,6 +253,33 @@ class FeatureRules:
             if not_read is not None:
                 broken.append((next(r for r in self.rules[spec.name] if r.passes is None), not_read))
         return clean, broken
+
+    def broken(self, clean: pd.DataFrame, feature: str) -> list[tuple[FeatureRule, np.ndarray | bool]]:
+        """Each checked rule of ``feature`` on its read values in ``clean`` (see :meth:`read`), with
+        where it breaks: a mask of the present values breaking it, or, for a rule on the whole column,
+        True when the column breaks it. Rules checked while reading are not included.
+
+        Levels (text) are checked once per distinct level and spread to the rows by their codes:
+        a column holds few levels, and hashing it once beats a pass per rule."""
+        values = clean[feature]
+        by_level = values.dtype == object
+        if by_level:
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            present, levels = codes >= 0, pd.Series(uniques, dtype=object)
+        else:
+            present = values.notna().to_numpy()  # once per feature, shared by its rules
+        broken: list[tuple[FeatureRule, np.ndarray | bool]] = []
+        for rule in self.rules[feature]:
+            if rule.passes is None:
+                continue
+            if rule.whole_column:
+                broken.append((rule, not bool(rule.passes(present))))
+            elif by_level:  # code -1 (missing) takes the appended True: a missing value breaks no rule
+                keeps = np.append(np.asarray(rule.passes(levels), dtype=bool), True)
+                broken.append((rule, ~keeps[codes]))
+            else:
+                broken.append((rule, present & ~np.asarray(rule.passes(values), dtype=bool)))
+        return broken
 
     def checks(self, feature: str) -> list[tuple[pa.Check, str | float]]:
         """The pandera checks of ``feature`` on its read values, each with its severity."""

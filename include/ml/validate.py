@@ -1,6 +1,11 @@
 """Validate a batch against a pandera schema built from the pipeline config and from what the
 training data showed; quarantine what fails.
 
+The schema holds the batch's shape (columns present, their types, the target, the batch size);
+the features' value rules (:class:`~include.ml.feature_rules.FeatureRules`) are applied here one
+mask per rule, which gives each failure's count, first rows and values without pandera's copy of
+the column per check.
+
 Every broken rule is collected (lazy validation) and summarised per column and check as
 ``column 'income': 312 values below minimum 0 (first rows: 17, 98, 140)``. Two severities:
 errors stop the run (missing columns, wrong types, target problems, too many missing values, an
@@ -206,7 +211,7 @@ def _read(frame: pd.DataFrame, config: PipelineConfig, rules: FeatureRules) -> t
 
 
 def build_schema(
-    config: PipelineConfig, features: list[FeatureSpec], reference: dict | None = None
+    config: PipelineConfig, features: list[FeatureSpec], reference: dict | None = None, *, feature_checks: bool = True
 ) -> tuple[pa.DataFrameSchema, dict[str, str | float]]:
     """The pandera schema of a batch, and the severity policy of each check (by its message).
 
@@ -214,7 +219,9 @@ def build_schema(
     applies row by row); the target, id columns and batch size are checked here. A policy is
     ``"error"``, ``"warning"``, or a share: an error when more than that share of rows fail, a
     warning otherwise. ``reference`` is a stored reference profile (as a dict): its observed ranges
-    (with ``range_tolerance``) and known levels add warning checks.
+    (with ``range_tolerance``) and known levels add warning checks. Without ``feature_checks`` the
+    features' columns are only declared (present, their type) and their rules stay in the policy:
+    :func:`check_batch` applies them itself, one mask per rule (see :func:`_rule_failures`).
     """
     rules = config.validation
     policy: dict[str, str | float] = {}
@@ -227,6 +234,7 @@ def build_schema(
     columns: dict[str, pa.Column] = {}
     for spec in features:
         checks = [check(built, severity) for built, severity in feature_rules.checks(spec.name)]
+        checks = checks if feature_checks else []
         columns[spec.name] = pa.Column("float64" if spec.type == "numeric" else None, nullable=True, checks=checks)
 
     if config.task == "classification":
@@ -289,7 +297,8 @@ def _class_share_failures(clean: pd.DataFrame, config: PipelineConfig) -> list[d
     limit = config.validation.min_class_share
     if config.task != "classification" or config.target not in clean.columns or not len(clean):
         return []
-    counts = clean[config.target].dropna().map(level_label).value_counts()
+    counts = clean[config.target].value_counts()  # dropna; then label the few classes, not every row
+    counts = counts.groupby(counts.index.map(level_label), sort=False).sum().sort_values(ascending=False, kind="stable")
     total = int(counts.sum())
     failures = []
     for label, count in counts.items():
@@ -299,6 +308,43 @@ def _class_share_failures(clean: pd.DataFrame, config: PipelineConfig) -> list[d
                              "rows": [], "share": share, "severity": ERROR, "class": str(label),
                              "message": f"column {config.target!r}: class {excerpt(label)} has {count} of {total} rows "
                                         f"({share:.2%}), below validation.min_class_share {limit:.2%}"})
+    return failures
+
+
+def _graded(failure: dict, severity: str | float, rows_in_batch: int) -> dict:
+    """``failure`` with its severity: ``severity`` itself, or for a share an error when more than
+    that share of the batch's rows broke the rule (a warning otherwise), the share in the message."""
+    if isinstance(severity, float):
+        share = failure["count"] / max(rows_in_batch, 1)
+        failure["share"] = share
+        failure["severity"] = ERROR if share > severity else WARNING
+        failure["message"] += f" [{share:.2%} of rows; the limit is {severity:.2%}]"
+    else:
+        failure["severity"] = severity
+    return failure
+
+
+def _rule_failures(clean: pd.DataFrame, rules: FeatureRules) -> list[dict]:
+    """One failure per broken feature rule on the read batch, worded and graded as the schema's
+    checks would be: each rule's mask is computed once and gives the count, first rows and values
+    (no per-check copies of the column, as pandera makes)."""
+    failures = []
+    for spec in rules.features:
+        if spec.name not in clean.columns:
+            continue  # the schema reports the missing column
+        for rule, broken in rules.broken(clean, spec.name):
+            if rule.whole_column:
+                if broken:
+                    share = clean[spec.name].isna().mean() if "missing values" in rule.message else None
+                    text = rule.message if share is None else f"{rule.message} ({share:.1%})"
+                    failures.append({**_failure(spec.name, text, [], []), "severity": rule.severity})
+                continue
+            where = np.flatnonzero(broken)
+            if len(where):
+                values = clean[spec.name]
+                failure = _failure(spec.name, rule.message, values.index[where[:20]].tolist(),
+                                   values.iloc[where[:3]].tolist(), len(where))
+                failures.append(_graded(failure, rule.severity, len(clean)))
     return failures
 
 
@@ -318,14 +364,7 @@ def _summarise(errors: pa.errors.SchemaErrors, frame: pd.DataFrame, policy: dict
         rows = [r for r in group["index"].tolist() if r is not None and not pd.isna(r)]
         if rows:
             failure = _failure(column, str(check), rows, group["failure_case"].tolist())
-            if isinstance(rule, float):
-                share = len(rows) / max(len(frame), 1)
-                failure["share"] = share
-                failure["severity"] = ERROR if share > rule else WARNING
-                failure["message"] += f" [{share:.2%} of rows; the limit is {rule:.2%}]"
-            else:
-                failure["severity"] = rule
-            failures.append(failure)
+            failures.append(_graded(failure, rule, len(frame)))
         elif column is not None and "missing values" in str(check):
             share = frame[column].isna().mean()
             failures.append({**_failure(column, f"{check} ({share:.1%})", [], []), "severity": ERROR})
@@ -340,12 +379,20 @@ def _repeated_rows(frame: pd.DataFrame) -> np.ndarray:
     """True for each row that repeats an earlier row exactly (``frame.duplicated()``).
 
     Rows are hashed first and compared in full only where two hashes meet: on a million rows this
-    is ~8x faster than comparing every row, and a hash collision never flags a row.
+    is ~8x faster than comparing every row, and a hash collision never flags a row. The numeric
+    columns are hashed first (cheap, and nearly unique), the text ones only on the rows still meeting:
+    equal rows are equal on any subset of columns, so no repeat is lost on the way.
     """
-    meets = pd.util.hash_pandas_object(frame, index=False).duplicated(keep=False).to_numpy()
     repeated = np.zeros(len(frame), dtype=bool)
-    if meets.any():
-        repeated[meets] = frame[meets].duplicated().to_numpy()
+    numeric = [name for name, dtype in frame.dtypes.items() if pd.api.types.is_numeric_dtype(dtype)]
+    stages = [numeric, list(frame.columns)] if 0 < len(numeric) < frame.shape[1] else [list(frame.columns)]
+    rows = np.arange(len(frame))
+    for columns in stages:
+        part = frame[columns] if len(rows) == len(frame) else frame.iloc[rows][columns]
+        rows = rows[pd.util.hash_pandas_object(part, index=False).duplicated(keep=False).to_numpy()]
+        if not len(rows):
+            return repeated
+    repeated[rows] = frame.iloc[rows].duplicated().to_numpy()
     return repeated
 
 
@@ -360,13 +407,15 @@ def check_batch(
     missing_target = unlabelled(frame, config)
     unlabelled_failures = _unlabelled_failures(frame, missing_target, config)
     frame = frame[~missing_target]  # left out under either policy: the error above says why
-    clean, failures = _read(frame, config, FeatureRules(features, config.validation))
+    feature_rules = FeatureRules(features, config.validation, reference)
+    clean, failures = _read(frame, config, feature_rules)
     failures.extend(unlabelled_failures)
-    schema, policy = build_schema(config, features, reference)
+    schema, policy = build_schema(config, features, reference, feature_checks=False)
     try:
-        clean = schema.validate(clean, lazy=True)
+        clean = schema.validate(clean, lazy=True, inplace=True)  # clean is this call's own frame: no copy
     except pa.errors.SchemaErrors as errors:
         failures.extend(_summarise(errors, clean, policy))
+    failures.extend(_rule_failures(clean, feature_rules))
     failures.extend(_class_share_failures(clean, config))
     repeated = _repeated_rows(frame)
     if repeated.any():  # a delivery sent twice would leak rows between training and holdout
