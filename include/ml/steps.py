@@ -154,7 +154,8 @@ def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str
         source = Path(extracted.path)
         target = paths.quarantined_batch_dir(config.name, extracted.ds, run_id)
         quarantine(source, target, error.failures, {"pipeline": config.name, "run_id": run_id,
-                                                     "ds": extracted.ds, "sha256": extracted.sha256})
+                                                     "ds": extracted.ds, "sha256": extracted.sha256},
+                   max_bytes=config.source.max_bytes)
         error.quarantined_to = str(target)
         error.args = (f"{error.args[0]}\nThe batch was copied to {target} (with reasons.json); "
                       f"the landing file {source} is untouched and production is unchanged. Ask the upstream owner "

@@ -161,6 +161,17 @@ def _refusal(path: Path, reason: str) -> str:
             "deliver a regular file in its place.")
 
 
+def copy_delivery(source: Path, target: Path, max_bytes: int, anchor: Path | None = None) -> str:
+    """Copy an upstream's file to ``target`` atomically, reading it through :func:`open_delivery` (so a
+    link or device swapped in since it was read is refused, not copied); the sha256 of the bytes copied."""
+    digest = hashlib.sha256()
+    with open_delivery(source, max_bytes, anchor) as handle, atomic_path(target) as tmp, open(tmp, "wb") as out:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+            out.write(block)
+    return digest.hexdigest()
+
+
 def sha256_handle(handle: BinaryIO, chunk: int = 1 << 20) -> str:
     """Hex sha256 of an open binary file from its current offset to the end (the offset is left there)."""
     digest = hashlib.sha256()

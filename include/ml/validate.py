@@ -444,11 +444,21 @@ def validate_frame(
     return check_batch(frame, config, features, reference).frame
 
 
-def quarantine(source: Path, destination: Path, failures: list[dict], context: dict) -> Path:
-    """Copy ``source`` into ``destination`` with a ``reasons.json``; the source stays where it is."""
-    storage.copy_file(source, destination / source.name)
+def quarantine(source: Path, destination: Path, failures: list[dict], context: dict,
+               max_bytes: int | None = None) -> Path:
+    """Copy ``source`` into ``destination`` with a ``reasons.json``; the source stays where it is.
+
+    The copy reads ``source`` through the same safe opener as extract (a link or device swapped in
+    since is refused, :class:`~include.ml.errors.UnsafeDeliveryError`); when its sha256 is not the
+    ``context["sha256"]`` extract read, ``reasons.json`` says ``changed_since_extract``."""
+    from include.ml.extract import DEFAULT_MAX_BYTES, delivery_anchor
+
+    copied = storage.copy_delivery(source, destination / source.name, max_bytes or DEFAULT_MAX_BYTES,
+                                   delivery_anchor(source))
     reasons = {
         "source": str(source),
+        **({"changed_since_extract": True, "copied_sha256": copied}
+           if context.get("sha256") not in (None, copied) else {}),
         "quarantined_at": dt.datetime.now(dt.UTC).isoformat(),
         **context,
         "failures": failures,

@@ -235,6 +235,24 @@ def test_a_hostile_delivery_is_refused_unread_naming_file_and_rule_and_nothing_l
     assert leaked == []
 
 
+def test_a_batch_swapped_for_a_link_between_extract_and_validate_is_not_copied_into_quarantine(
+        home: Path, secret: Path):
+    config = get_pipeline("credit_default")
+    landing = paths.data_root() / f"landing/credit_default/{DAY2}.csv"
+    _day2().drop(columns=["default"]).to_csv(landing, index=False)  # fails validation: quarantined
+    workspace = paths.workspace_dir(config.name, "swap")
+    steps.extract(config, workspace, DAY2)
+    landing.rename(landing.with_name("kept.csv"))
+    landing.symlink_to(secret)
+
+    with pytest.raises(UnsafeDeliveryError, match="refused: it is a symbolic link"):
+        steps.validate(config, workspace, run_id="swap")
+
+    quarantined = [p for p in (home / "quarantine").rglob("*") if p.is_file()]
+    assert not any(CANARY.encode() in p.read_bytes() for p in quarantined)
+    assert landing.with_name("kept.csv").exists() and landing.is_symlink()
+
+
 def test_a_device_given_as_the_source_is_refused_as_a_device(home: Path):
     config = get_pipeline("credit_default")
 
