@@ -1,4 +1,4 @@
-"""Hostile deliveries (issue 17, items 2 and 4; docs/reliability.md, rows 31-46): what an upstream that
+"""Hostile deliveries (issue 17, items 2 and 4; docs/reliability.md, rows 37-52): what an upstream that
 writes the landing, scoring or labels folder can put there to make the pipeline read something else
 (a link of each kind, a pipe, a device, a folder, an oversized or compressed file) or something no
 step should see (duplicate headers, nested columns, overflowing numbers, megabyte cells).
