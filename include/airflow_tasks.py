@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import os
 from collections.abc import Iterator
 
 from include.airflow_alerts import RunFailureEmail, TaskFailureEmail
@@ -77,13 +78,34 @@ def run_day(context) -> str:
     return context["dag_run"].run_after.date().isoformat()
 
 
+SIGNING_CONNECTION = "ml_signing_key"  # its password: the model signing key (include/ml/signing.py)
+
+
+def signing_key_from_connection() -> None:
+    """At task time, never while parsing: when neither ``ML_SIGNING_KEY`` nor ``ML_SIGNING_KEY_FILE``
+    is set, take the key from the password of the ``ml_signing_key`` connection (or a secrets backend
+    that serves it). Without one, the library's error says how to create a key."""
+    if os.environ.get("ML_SIGNING_KEY") or os.environ.get("ML_SIGNING_KEY_FILE"):
+        return
+    from airflow.sdk import Connection
+
+    try:
+        connection = Connection.get(SIGNING_CONNECTION)
+    except Exception:  # not defined (AirflowNotFoundException) or unreachable: fall through to the library's error
+        return
+    if getattr(connection, "password", None):
+        os.environ["ML_SIGNING_KEY"] = connection.password
+
+
 @contextlib.contextmanager
 def fail_without_retry() -> Iterator[None]:
-    """Turn the library's non-transient errors into ``AirflowFailException`` (no retries)."""
+    """Turn the library's non-transient errors into ``AirflowFailException`` (no retries); the signing
+    key is taken from its connection first when the environment has none."""
     from airflow.sdk.exceptions import AirflowFailException
 
     from include.ml.errors import ConfigError, InputDataError, RegistryError
 
+    signing_key_from_connection()
     try:
         yield
     except (InputDataError, ConfigError, RegistryError) as error:

@@ -297,9 +297,10 @@ class ModelRegistry:
         payload = (self.check_version_id(version) / ARTIFACT).read_bytes()  # check and load the same bytes
         result = self.check(version, payload)
         if not result.intact:
+            changed = result.actual_sha256 != result.recorded_sha256
             raise ArtifactIntegrityError(
-                f"{result.problem}. It will not be loaded. Roll back to another version or retrain; keep the "
-                "files for investigation.")
+                f"{result.problem}{' and will not be loaded.' if changed else '. It will not be loaded.'} Roll back "
+                "to another version or retrain; keep the file for investigation.")
         return joblib.load(io.BytesIO(payload))
 
     def verify(self, version: str) -> tuple[bool, str, str]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from include.ml import paths
-from include.ml.errors import PipelineError
+from include.ml.errors import ConfigError
 
 KEY_BYTES = 32  # what `keys create` writes
 MIN_KEY_BYTES = 16
@@ -37,8 +37,9 @@ ENV_KEY, ENV_KEY_FILE, ENV_KEY_ID = "ML_SIGNING_KEY", "ML_SIGNING_KEY_FILE", "ML
 ENV_PREVIOUS, ENV_PREVIOUS_FILE = "ML_SIGNING_PREVIOUS_KEYS", "ML_SIGNING_PREVIOUS_KEYS_FILE"
 
 
-class SigningKeyError(PipelineError):
-    """No usable signing key: missing, malformed, too short, or kept inside the data root."""
+class SigningKeyError(ConfigError):
+    """No usable signing key: missing, malformed, too short, or kept inside the data root (a task fails
+    without retries: the deployment must change)."""
 
 
 def _how_to_create() -> str:

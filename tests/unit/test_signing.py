@@ -287,3 +287,25 @@ def test_a_pointer_copied_from_another_pipelines_registry_is_refused(in_producti
 
     with pytest.raises(ArtifactIntegrityError, match="belongs to pipeline 'p'"):
         other.production()
+
+
+def test_in_airflow_the_key_can_come_from_the_ml_signing_key_connection(monkeypatch):
+    from airflow import sdk
+
+    from include.airflow_tasks import signing_key_from_connection
+
+    monkeypatch.delenv("ML_SIGNING_KEY")
+    monkeypatch.setattr(sdk.Connection, "get", classmethod(
+        lambda cls, conn_id: type("C", (), {"password": OTHER_KEY})() if conn_id == "ml_signing_key" else None))
+
+    signing_key_from_connection()
+
+    assert signing.keyring().current.key_id == signing.key_id_of(bytes.fromhex(OTHER_KEY))
+
+
+def test_a_missing_key_is_a_config_error_that_tasks_do_not_retry(monkeypatch):
+    from include.ml.errors import ConfigError
+
+    monkeypatch.delenv("ML_SIGNING_KEY")
+    with pytest.raises(ConfigError):
+        signing.keyring()
