@@ -157,7 +157,9 @@ def test_a_version_registered_without_holdout_scores_has_no_prediction_reference
     metadata_file = registry.versions_dir / "v0001" / "metadata.json"
     metadata = json.loads(metadata_file.read_text())
     metadata.pop("prediction_profile")
+    metadata.pop("signature")  # as an older release registered it: unsigned, then signed by the operator
     metadata_file.write_text(json.dumps(metadata))
+    assert registry.sign_legacy("v0001") == "signed"
     summary = _score_date(config, SCORED.isoformat())
     assert summary["prediction_drift"]["verdict"] == "no_reference"
 
