@@ -549,6 +549,8 @@ class PipelineConfig(_Strict):
             return data
         min_rows = (validation.min_rows if isinstance(validation, ValidationRules)
                     else validation.get("min_rows") if isinstance(validation, dict) else None)
+        if validation is None or (isinstance(validation, dict) and "min_rows" not in validation):
+            min_rows = ValidationRules.model_fields["min_rows"].default  # validation's own default
         if not isinstance(min_rows, int) or min_rows >= DEFAULT_DRIFT_MIN_BATCH_ROWS or min_rows < 1:
             return data
         return {**data, "drift": {**(drift or {}), "min_batch_rows": min_rows}}

@@ -335,7 +335,7 @@ def test_a_read_only_registry_refuses_the_new_version_clearly_and_production_sta
     ("name", "edit", "message"),
     [
         ("malformed YAML", lambda text: text.replace("task: classification", "task: [classification"),
-         ("not valid YAML: while parsing a flow sequence", "line 4, column 7")),
+         ("not valid YAML: while parsing a flow sequence", "line 6, column 7")),
         ("unknown key", lambda text: text.replace("min_rows: 500", "min_rows: 500\n  min_row: 500"),
          ("validation.min_row: unknown key; remove it or check its spelling",
           "Fix the file and run `python -m include.ml config check` to verify.")),

@@ -414,3 +414,9 @@ def test_validation_tolerances_default_to_one_percent_out_of_range_and_ten_perce
     rules = load_config(write_config({"validation": {"min_rows": 500}})).validation
 
     assert (rules.max_out_of_range_share, rules.range_tolerance) == (0.01, 0.1)
+
+
+def test_a_config_without_a_validation_section_takes_validations_default_as_its_drift_minimum(write_config):
+    config = load_config(write_config({"validation": DELETE, "drift.min_batch_rows": DELETE}))
+
+    assert config.drift.min_batch_rows == config.validation.min_rows == 100
