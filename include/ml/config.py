@@ -30,7 +30,7 @@ from pydantic_core import PydanticCustomError
 
 from include.ml.errors import ConfigError
 from include.ml.estimators import ESTIMATORS, TASKS, estimator_names
-from include.ml.paths import PIPELINES_DIR, resolve
+from include.ml.paths import PIPELINES_DIR, format_of, resolve
 
 # task -> metric -> greater is better; the order is the order the schema and docs list them in
 METRICS: dict[str, dict[str, bool]] = {
@@ -208,7 +208,7 @@ class SourceConfig(_Strict):
 
     @property
     def file_format(self) -> str:
-        return self.format or ("parquet" if self.path.endswith((".parquet", ".pq")) else "csv")
+        return self.format or format_of(self.path)
 
     def path_for(self, ds: str) -> Path:
         """The landing file for a logical date ``ds`` (YYYY-MM-DD), resolved under the data root."""

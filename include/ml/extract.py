@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from include.ml import paths
 from include.ml.errors import BatchNotFoundError, BatchReadError, UnsafeDeliveryError, excerpt, excerpts
 from include.ml.paths import data_root
 from include.ml.storage import open_delivery, sha256_handle
@@ -57,7 +58,7 @@ def read_batch(path: Path, file_format: str | None = None, max_bytes: int = DEFA
     :data:`MAX_MAGNITUDE`, text cells over :data:`MAX_TEXT_CHARS`).
     """
     path = Path(path)
-    file_format = file_format or ("parquet" if path.suffix in {".parquet", ".pq"} else "csv")
+    file_format = file_format or paths.format_of(path)
     try:
         handle = open_delivered(path, file_format, max_bytes, f"batch file {path}")
     except FileNotFoundError:
@@ -94,6 +95,17 @@ def open_delivered(path: Path, file_format: str, max_bytes: int, where: str) -> 
         handle.close()
         raise
     return handle
+
+
+def open_listed_delivery(path: Path, max_bytes: int, where: str) -> tuple[BinaryIO, str]:
+    """:func:`open_delivered` for a file found by listing its folder (a scoring input, a labels
+    file), with its format from its name; one removed since the listing is a :class:`BatchReadError`
+    (rerun the date)."""
+    file_format = paths.format_of(path)
+    try:
+        return open_delivered(path, file_format, max_bytes, where), file_format
+    except FileNotFoundError:
+        raise BatchReadError(f"{where} does not exist (it was removed while being read); rerun this date") from None
 
 
 def delivery_anchor(path: Path) -> Path | None:

@@ -10,6 +10,14 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PIPELINES_DIR = REPO_ROOT / "include" / "pipelines"
 
 
+PARQUET_SUFFIXES = (".parquet", ".pq")  # every other data file is read as CSV
+
+
+def format_of(path: str | Path) -> str:
+    """``parquet`` for a file named ``*.parquet`` or ``*.pq``, else ``csv``."""
+    return "parquet" if str(path).endswith(PARQUET_SUFFIXES) else "csv"
+
+
 def data_root() -> Path:
     """Root of landing folders, registries, run workspaces and quarantine (``$ML_HOME``)."""
     return Path(os.environ.get("ML_HOME") or REPO_ROOT / "var").resolve()

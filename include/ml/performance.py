@@ -24,7 +24,7 @@ from include.ml import storage
 from include.ml.config import PipelineConfig
 from include.ml.errors import BatchReadError, InputDataError
 from include.ml.evaluate import is_binary, metric_value, positive_class, proba_classes, proba_column
-from include.ml.extract import check_csv_header, check_parquet_schema, check_shape, open_delivered, parser_message
+from include.ml.extract import check_csv_header, check_parquet_schema, check_shape, open_listed_delivery, parser_message
 from include.ml.feature_rules import level_label
 from include.ml.paths import labels_dir, predictions_dir
 from include.ml.registry import ModelRegistry
@@ -70,12 +70,8 @@ def read_labels(config: PipelineConfig, files: list[Path]) -> pd.DataFrame:
 def _read_label_file(path: Path, max_bytes: int) -> pd.DataFrame:
     """One labels file, opened once by :func:`include.ml.extract.open_delivered` (a regular file inside
     its folder, at most ``max_bytes``, not compressed) and held to the same shape rules as a batch."""
-    file_format = "parquet" if path.suffix in {".parquet", ".pq"} else "csv"
     where = f"labels file {path}"
-    try:
-        handle = open_delivered(path, file_format, max_bytes, where)
-    except FileNotFoundError:
-        raise BatchReadError(f"{where} does not exist (it was removed while being read); rerun this date") from None
+    handle, file_format = open_listed_delivery(path, max_bytes, where)
     with handle:
         try:
             if file_format == "parquet":

@@ -29,7 +29,7 @@ from include.ml.extract import (
     check_csv_header,
     check_parquet_schema,
     check_shape,
-    open_delivered,
+    open_listed_delivery,
     parser_message,
 )
 from include.ml.feature_rules import FeatureRules
@@ -82,12 +82,8 @@ def iter_chunks(path: Path, chunk_rows: int, max_bytes: int = DEFAULT_MAX_BYTES)
     names, nested or binary Parquet columns, overlong names and text cells over
     :data:`~include.ml.extract.MAX_TEXT_CHARS` refuse the file (:class:`BatchReadError`)."""
     path = Path(path)
-    file_format = "parquet" if path.suffix in {".parquet", ".pq"} else "csv"
     where = f"scoring input {path}"
-    try:
-        handle = open_delivered(path, file_format, max_bytes, where)
-    except FileNotFoundError:
-        raise BatchReadError(f"{where} does not exist") from None
+    handle, file_format = open_listed_delivery(path, max_bytes, where)
     rows = 0
     with handle:
         try:

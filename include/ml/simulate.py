@@ -243,7 +243,7 @@ def write_batches(
 def _write_frame(frame: pd.DataFrame, path: Path, file_format: str | None = None) -> None:
     """Write CSV or Parquet (``file_format``, else by suffix) under a temporary name, then rename it
     into place, as a careful upstream would."""
-    if (file_format or ("parquet" if path.suffix in {".parquet", ".pq"} else "csv")) == "parquet":
+    if (file_format or paths.format_of(path)) == "parquet":
         storage.write_with(path, lambda tmp: frame.to_parquet(tmp, index=False), durable=False)
     else:
         storage.write_with(path, lambda tmp: frame.to_csv(tmp, index=False), durable=False)

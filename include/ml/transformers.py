@@ -19,36 +19,37 @@ def _columns(x) -> pd.DataFrame:
     return x if isinstance(x, pd.DataFrame) else pd.DataFrame(x)
 
 
-class BooleanValues(TransformerMixin, BaseEstimator):
-    """Each column as 1.0/0.0 (see :func:`~include.ml.feature_rules.as_booleans`)."""
+class _ColumnwiseTransformer(TransformerMixin, BaseEstimator):
+    """Stateless but for the input columns it was fitted on (what scikit-learn's feature names need)."""
 
     def fit(self, x, y=None):
         frame = _columns(x)
         self.n_features_in_ = frame.shape[1]
         self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
         return self
+
+    def _names(self, input_features) -> list:
+        return list(input_features if input_features is not None else self.feature_names_in_)
+
+
+class BooleanValues(_ColumnwiseTransformer):
+    """Each column as 1.0/0.0 (see :func:`~include.ml.feature_rules.as_booleans`)."""
 
     def transform(self, x) -> np.ndarray:
         frame = _columns(x)
         return np.column_stack([as_booleans(frame[c])[0].to_numpy() for c in frame.columns]).astype("float64")
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        return np.asarray(input_features if input_features is not None else self.feature_names_in_, dtype=object)
+        return np.asarray(self._names(input_features), dtype=object)
 
 
-class DatetimeParts(TransformerMixin, BaseEstimator):
+class DatetimeParts(_ColumnwiseTransformer):
     """Each datetime column as its numeric ``parts`` (year, month, ...; see
     :func:`~include.ml.feature_rules.datetime_parts`), text read with ``date_format`` (default ISO 8601)."""
 
     def __init__(self, parts: tuple[str, ...] = DEFAULT_DATETIME_PARTS, date_format: str | None = None):
         self.parts = parts
         self.date_format = date_format
-
-    def fit(self, x, y=None):
-        frame = _columns(x)
-        self.n_features_in_ = frame.shape[1]
-        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
-        return self
 
     def transform(self, x) -> np.ndarray:
         frame = _columns(x)
@@ -57,5 +58,5 @@ class DatetimeParts(TransformerMixin, BaseEstimator):
         return np.hstack(blocks).astype("float64")
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
-        names = input_features if input_features is not None else self.feature_names_in_
-        return np.asarray([f"{name}_{part}" for name in names for part in self.parts], dtype=object)
+        return np.asarray([f"{name}_{part}" for name in self._names(input_features) for part in self.parts],
+                          dtype=object)
