@@ -96,3 +96,24 @@ def test_the_digits_model_is_as_accurate_as_plain_scikit_learn_on_the_same_split
         plain = baseline.score(split.holdout[pixels], split.holdout[config.target])
 
         assert summary["score"] >= plain - 0.03, (summary["logical_date"], summary["score"], plain)
+
+
+def test_the_monitoring_page_the_report_and_the_emails_show_a_ten_class_pipeline(digits_history, monkeypatch):
+    from include.ml import alerts, monitoring, scoring
+
+    monkeypatch.setenv("ML_HOME", str(digits_history.home))
+    config = digits_history.config
+    simulate.write_scoring_batches(config, DAY1, 1)
+    summaries = [scoring.score_partition(config, str(path), DAY1.isoformat())
+                 for path in scoring.partitions(config, DAY1.isoformat())]
+    scored = scoring.summarise(config, DAY1.isoformat(), summaries)
+    detail = monitoring.pipeline_detail(config)
+    page = monitoring.render_pipeline(detail)
+    held = digits_history.summaries[-1]
+    email = alerts.outcome_email(held)
+
+    assert [r["outcome"] for r in detail["runs"]] == [s["branch"] for s in digits_history.summaries]
+    assert f"{digits_history.summaries[0]['score']:.4f}" in page  # the first version's accuracy
+    assert scored["rows"] == scored["scored"] and scored["prediction_drift"]["verdict"] == "none"
+    assert held["branch"] == "hold" and "not promoted" in email.subject
+    assert f"candidate {config.metric}" in email.html
