@@ -204,7 +204,8 @@ class ModelRegistry:
             if "prev" in entry:
                 chained = True
                 if entry["prev"] != (None if previous is None else storage.sha256_bytes(previous.encode())):
-                    problems.append(f"line {number} does not follow line {number - 1} (its prev hash differs): "
+                    before = f"line {number - 1}" if number > 1 else "the start of the log"
+                    problems.append(f"line {number} does not follow {before} (its prev hash differs): "
                                     "an earlier line was rewritten, removed or inserted")
             elif chained:
                 problems.append(f"line {number} carries no prev hash after chained lines: it was not written "
@@ -248,6 +249,11 @@ class ModelRegistry:
         return {**entry, "prev": storage.sha256_bytes(lines[-1][0].encode()) if lines else None}
 
     def _append_audit(self, entry: dict) -> None:
+        if self.audit_path.exists() and self.audit_path.stat().st_size:
+            with open(self.audit_path, "rb+") as log:
+                log.seek(-1, os.SEEK_END)
+                if log.read(1) != b"\n":  # a torn last line (a writer killed mid-append) ends here, not in this one
+                    log.write(b"\n")
         storage.append_jsonl(self.audit_path, entry)
 
     def _version_context(self, version: str, metadata: dict) -> dict:
@@ -426,6 +432,9 @@ class ModelRegistry:
         if not reason:
             raise RegistryError("a reason is required to change the production model")
         self.check_version_id(version)
+        if not (checked := self.check(version)).intact:  # never point production at what would be refused at load
+            raise ArtifactIntegrityError(f"{checked.problem}. Production was not switched to {version} and is "
+                                         "unchanged; keep the files for investigation and choose an intact version.")
         with self._writable(f"switching production to {version}"), self._locked():
             if pending := self._unlogged_switch():
                 self._append_audit(pending)  # a switch killed between pointer and log: log it now
