@@ -267,8 +267,18 @@ class ModelConfig(_Strict):
         default_factory=dict,
         description="keyword arguments for the estimator, over this project's defaults (checked by scikit-learn)",
     )
-    test_size: float = Field(default=0.25, gt=0, lt=1, description="the share of rows held out for evaluation")
-    seed: int = Field(default=42, description="seeds the train/holdout split and the estimator's random_state")
+    test_size: float = Field(
+        default=0.25, gt=0, lt=1,
+        description="the share of rows held out for evaluation: a row is in the holdout when a stable hash of its "
+                    "id columns (or, without id columns, of its feature values) falls below it, so a row is held out "
+                    "for every model or for none",
+    )
+    seed: int = Field(default=42, description="seeds the estimator's random_state (the holdout does not depend on it)")
+    window_batches: int = Field(
+        default=1, ge=1,
+        description="how many delivered batches the candidate trains on: the run's own and the most recent earlier "
+                    "ones (each as validated when it arrived); drift is still judged on the run's own batch",
+    )
 
     @field_validator("estimator", mode="before")
     @classmethod
@@ -304,24 +314,39 @@ class RegressionModel(ModelConfig):
 
 
 class Gates(_Strict):
-    """Champion/challenger gates: an absolute minimum, and a paired-bootstrap comparison with production.
+    """The quality gates: an absolute minimum, a trivial baseline to beat, a paired-bootstrap comparison
+    with production, and a guard against target leakage (see docs/gates.md for choosing them).
 
-    Promote only when the candidate meets ``min_score`` and the lower bound of the ``confidence``
-    interval of (candidate - production) on the same holdout rows is above -``max_regression``
-    (so with ``max_regression: 0`` a candidate must be measurably better; an equal one is not).
+    Promote only when the candidate meets ``min_score``, beats the baseline (the class prior, or the
+    mean) by ``min_gain_over_baseline``, and the pessimistic end of the ``confidence`` interval of
+    (candidate - production) on the same holdout rows is above -``max_regression`` (so with
+    ``max_regression: 0`` a candidate must be measurably better; an equal one is not). A perfect
+    score, or one feature that alone predicts the target to ``leakage_threshold``, holds it.
     """
 
     min_score: float = Field(description="the candidate's primary metric must reach this (a ceiling for losses)")
     max_regression: float = Field(
-        default=0.0, ge=0, description="allowed loss of primary metric against production"
+        default=0.04, ge=0,
+        description="allowed loss of primary metric against production at the interval's pessimistic end, in "
+                    "metric units (the default suits roc_auc and other 0-1 scores; set it for rmse and mae)",
     )
     bootstrap_resamples: int = Field(
         default=1000, ge=50, le=100_000, description="paired-bootstrap resamples of the holdout rows"
     )
     confidence: float = Field(
-        default=0.95, gt=0.5, lt=1, description="the confidence of the candidate-minus-production interval"
+        default=0.9, gt=0.5, lt=1, description="the confidence of the candidate-minus-production interval"
     )
     bootstrap_seed: int = Field(default=0, description="seeds the bootstrap, so a rerun decides the same way")
+    min_gain_over_baseline: float = Field(
+        default=0.0, ge=0,
+        description="how much better than a trivial model (the training rows' class prior, or their mean) the "
+                    "candidate must be on the holdout, in metric units; at 0 it must still be better at all",
+    )
+    leakage_threshold: float = Field(
+        default=0.99, gt=0.5, le=1,
+        description="a feature that alone reaches this ROC AUC (classification) or |correlation| (regression) "
+                    "with the target on the holdout holds the candidate as possible target leakage",
+    )
 
 
 class Levels(_Strict):
@@ -681,7 +706,10 @@ class PipelineConfig(_Strict):
             fields.add("positive_label")
         if self.inference != InferenceSettings():  # only when changed: configs without it keep their hash
             fields.add("inference")
-        canonical = json.dumps(self.model_dump(mode="json", include=fields), sort_keys=True)
+        decided = self.model_dump(mode="json", include=fields)
+        if self.model.window_batches == 1:  # only when changed: configs without it keep their hash
+            decided["model"].pop("window_batches")
+        canonical = json.dumps(decided, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 

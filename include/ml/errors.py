@@ -35,6 +35,11 @@ class BatchValidationError(InputDataError):
         self.quarantined_to = quarantined_to
 
 
+class HoldoutSplitError(InputDataError):
+    """The rows cannot be split into training rows and a holdout that can be judged (a side empty,
+    or with fewer than two classes)."""
+
+
 class RegistryError(PipelineError):
     """The model registry refused an operation (unknown version, lost race, bad id)."""
 

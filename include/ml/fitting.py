@@ -1,18 +1,19 @@
-"""Build and fit the scikit-learn pipeline a config describes, on a seeded split."""
+"""Build and fit the scikit-learn pipeline a config describes; split rows into training and a
+holdout chosen by a stable hash of each row's key."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from include.ml.config import FeatureSpec, PipelineConfig
-from include.ml.errors import ConfigError
+from include.ml.errors import ConfigError, HoldoutSplitError
 from include.ml.estimators import estimator_spec
 
 
@@ -64,21 +65,81 @@ def build_pipeline(config: PipelineConfig, features: list[FeatureSpec]) -> Pipel
     return Pipeline([("preprocess", preprocess), ("model", build_estimator(config))])
 
 
+# pandas' siphash key (16 characters) for the holdout hash. Changing it moves every row between
+# training and holdout, so every champion would then have trained on part of the new holdout.
+HOLDOUT_HASH_KEY = "ml-holdout-v1-k0"
+MISSING_TEXT = "\x00missing"  # what a missing non-numeric key value hashes as
+
+
 @dataclass
 class SplitData:
-    """A seeded train/holdout split of a validated batch."""
+    """Training rows and holdout rows of validated data; ``key`` is the columns whose hash chose them."""
 
     train: pd.DataFrame
     holdout: pd.DataFrame
+    key: list[str]
+
+
+def holdout_key(frame: pd.DataFrame, config: PipelineConfig) -> list[str]:
+    """The columns that identify a row for the holdout: the config's ``id_columns`` when the frame has
+    them, else every column but the target (the row's content)."""
+    ids = [c for c in config.id_columns if c in frame.columns]
+    return ids or [c for c in frame.columns if c != config.target]
+
+
+def holdout_positions(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Each row's place in [0, 1), from a keyed hash of its values in ``columns`` (not of its index).
+
+    Stable across processes and batches: numbers (and booleans) are hashed as float64 (1 and 1.0
+    alike, one NaN, -0.0 as 0.0), everything else as its text, through
+    ``pandas.util.hash_pandas_object`` with :data:`HOLDOUT_HASH_KEY` (siphash, unchanged in pandas
+    since 0.20); the top 53 bits of the 64-bit hash make the fraction. Python's ``hash()`` is salted
+    per process and never used."""
+    parts = {}
+    for name in columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column):
+            values = column.astype("float64").to_numpy(copy=True) + 0.0
+            values[np.isnan(values)] = np.nan
+            parts[name] = values
+        else:
+            parts[name] = column.astype("string").fillna(MISSING_TEXT).astype(object).to_numpy()
+    keyed = pd.DataFrame(parts, index=range(len(frame)), columns=list(parts))
+    hashed = pd.util.hash_pandas_object(keyed, index=False, hash_key=HOLDOUT_HASH_KEY, categorize=False)
+    return (hashed.to_numpy(np.uint64) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
 
 
 def split(frame: pd.DataFrame, config: PipelineConfig) -> SplitData:
-    """Seeded split; stratified by the target for classification."""
-    stratify = frame[config.target] if config.task == "classification" else None
-    train, holdout = train_test_split(
-        frame, test_size=config.model.test_size, random_state=config.model.seed, stratify=stratify
-    )
-    return SplitData(train=train, holdout=holdout)
+    """The rows whose :func:`holdout_positions` fall below ``model.test_size`` are the holdout, the rest
+    train. A row's side depends on its key alone (:func:`holdout_key`), never on the batch, the window
+    or the seed: a row is held out from every model or from none, so a champion never trained on the
+    candidate's holdout. A larger ``test_size`` only adds rows to the holdout.
+
+    Not stratified: a class's share of the holdout varies by sampling. :class:`HoldoutSplitError`
+    when either side is empty or, for classification, has fewer than two classes (the metrics and the
+    fit need two); nothing falls back to a random split, which would hold out rows a champion saw."""
+    key = holdout_key(frame, config)
+    in_holdout = holdout_positions(frame, key) < config.model.test_size
+    data = SplitData(train=frame[~in_holdout], holdout=frame[in_holdout], key=key)
+    _check_sides(data, config)
+    return data
+
+
+def _check_sides(data: SplitData, config: PipelineConfig) -> None:
+    what = f"id columns {data.key}" if set(data.key) <= set(config.id_columns) else "row content"
+    for side, rows in (("holdout", data.holdout), ("training rows", data.train)):
+        counts = rows[config.target].value_counts() if config.task == "classification" else None
+        if len(rows) and (counts is None or len(counts) >= 2):
+            continue
+        found = f"{len(rows)} rows" + (f" of {len(counts)} class(es) {dict(counts.items())}" if len(rows) and
+                                       counts is not None else "")
+        raise HoldoutSplitError(
+            f"pipeline {config.name!r}: the {side} chosen by the hash of each row's {what} "
+            f"(model.test_size {config.model.test_size}) has {found} of {len(data.train) + len(data.holdout)}; "
+            + ("evaluation needs rows of at least two classes on each side. " if counts is not None else "")
+            + "Train on more rows: raise model.window_batches or ask for larger deliveries"
+            + (", or change model.test_size" if side == "holdout" else "")
+            + f" in include/pipelines/{config.name}.yaml")
 
 
 def fit(train: pd.DataFrame, config: PipelineConfig, features: list[FeatureSpec]) -> Pipeline:

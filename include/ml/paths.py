@@ -83,12 +83,16 @@ class RegistryLayout:
         scoring.jsonl                          one line per scoring date
         performance.jsonl                      realised performance per version and scoring date
         feature_spec.json                      features inferred from the first batch, then fixed
+        batches/<ds>.parquet                   a date's validated rows, archived for later training windows
+        batches/<ds>.json                      their ExtractRecord (the delivery's fingerprint)
         .lock                                  serialises version ids and pointer switches
     """
 
     ARTIFACT = "model.joblib"
     METADATA = "metadata.json"
     PROFILE = "reference_profile.json"
+    BATCH_ROWS_SUFFIX = ".parquet"  # batches/<ds>.parquet
+    BATCH_RECORD_SUFFIX = ".json"  # batches/<ds>.json
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -99,6 +103,7 @@ class RegistryLayout:
         self.scoring_history = self.root / "scoring.jsonl"
         self.performance_history = self.root / "performance.jsonl"
         self.feature_spec = self.root / "feature_spec.json"
+        self.batches = self.root / "batches"
         self.lock = self.root / ".lock"
 
     def version(self, version: str) -> Path:
@@ -112,3 +117,15 @@ class RegistryLayout:
 
     def profile(self, version: str) -> Path:
         return self.version(version) / self.PROFILE
+
+    def batch_rows(self, ds: str) -> Path:
+        """The validated rows of logical date ``ds``, archived when the batch passed validation."""
+        return self.batches / f"{safe_name(ds)}{self.BATCH_ROWS_SUFFIX}"
+
+    def batch_record(self, ds: str) -> Path:
+        """The fingerprint (ExtractRecord) of the archived batch of ``ds``."""
+        return self.batches / f"{safe_name(ds)}{self.BATCH_RECORD_SUFFIX}"
+
+    def archived_batch_records(self) -> list[Path]:
+        """Every archived batch's fingerprint file (in no particular order)."""
+        return sorted(self.batches.glob(f"*{self.BATCH_RECORD_SUFFIX}"))

@@ -78,8 +78,18 @@ class FeaturesRecord(StepRecord):
         return [FeatureSpec.model_validate(f) for f in self.features]
 
 
+class WindowBatch(BaseModel):
+    """One batch of a training window: its logical date, the delivery's sha256 and its validated rows."""
+
+    model_config = ConfigDict(extra="ignore")
+    ds: str
+    sha256: str
+    rows: int
+
+
 class TrainingRecord(StepRecord):
-    """How the candidate was fitted."""
+    """How the candidate was fitted: on which batches (``window``, oldest first, the run's own last;
+    ``window_sha256`` their combined fingerprint), how many rows, which holdout."""
 
     FILE: ClassVar[str] = "training.json"
     estimator: str
@@ -87,6 +97,13 @@ class TrainingRecord(StepRecord):
     holdout_rows: int
     fit_seconds: float
     seed: int
+    baseline: dict | None = None  # the trivial model fitted on the training rows (evaluate.fit_baseline)
+    window_batches: int = 1  # configured (model.window_batches)
+    window_found: int = 1  # batches found: the run's own and the archived earlier ones
+    window: list[WindowBatch] = Field(default_factory=list)
+    window_sha256: str | None = None  # the run's own sha256 for a window of one batch
+    window_skipped: list[str] = Field(default_factory=list)  # archived batches left out, and why
+    holdout_key: list[str] = Field(default_factory=list)  # the columns whose hash chooses the holdout
 
 
 class GateResult(BaseModel):
@@ -115,6 +132,9 @@ class EvaluationRecord(StepRecord):
     champion_note: str | None = None
     gates: GateResult
     holdout_rows: int
+    # the trivial model on the same holdout: strategy ("prior" or "mean"), score, fitted_on (training or holdout rows)
+    baseline: dict | None = None
+    leakage: list[str] = Field(default_factory=list)  # reasons to hold for possible target leakage
 
 
 class DecisionRecord(StepRecord):

@@ -368,10 +368,13 @@ class ModelRegistry:
         return previous[-1]
 
     def find_equivalent(self, logical_date: str, data_sha256: str, config_hash: str) -> str | None:
-        """A version trained earlier for the same logical date, on the same data, with the same config."""
+        """A version trained earlier for the same logical date, on the same data, with the same config.
+        ``data_sha256`` is the training window's fingerprint (``training.window_sha256``: a window of one
+        batch is that batch's sha256, which versions registered before windows are matched on)."""
         for version in reversed(self.versions()):
             meta = self.metadata(version)
-            if (meta.get("logical_date"), meta.get("data", {}).get("sha256"), meta.get("config_hash")) == (
+            trained_on = meta.get("training", {}).get("window_sha256") or meta.get("data", {}).get("sha256")
+            if (meta.get("logical_date"), trained_on, meta.get("config_hash")) == (
                     logical_date, data_sha256, config_hash):
                 return version
         return None

@@ -139,11 +139,13 @@ def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str
              save_features: bool = True) -> dict:
     """Validate the extracted batch; write the validated rows, :class:`FeaturesRecord` and
     :class:`ValidationRecord`. A failing batch is quarantined (copied with its reasons) and
-    :class:`BatchValidationError` is raised. Features inferred from the first batch that passes are
-    saved to the registry when ``save_features``. Returns :meth:`ValidationRecord.brief`."""
+    :class:`BatchValidationError` is raised. When ``save_features``, features inferred from the first
+    batch that passes are saved to the registry, and the validated rows are archived there for later
+    training windows (:func:`include.ml.window.archive_batch`). Returns :meth:`ValidationRecord.brief`."""
     import pandas as pd
 
     from include.ml.validate import quarantine
+    from include.ml.window import archive_batch
 
     ws = _workspace(workspace)
     extracted = ws.read(ExtractRecord)
@@ -171,9 +173,10 @@ def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str
             save_inferred_features(config, features)
     clean = result.frame
     columns = [*config.id_columns, *(f.name for f in features), config.target]
-    storage.write_with(ws.path(ws.VALIDATED),
-                       lambda tmp: clean[[c for c in columns if c in clean.columns]].to_parquet(tmp, index=False),
-                       durable=False)
+    validated = clean[[c for c in columns if c in clean.columns]]
+    storage.write_with(ws.path(ws.VALIDATED), lambda tmp: validated.to_parquet(tmp, index=False), durable=False)
+    if save_features:
+        archive_batch(config, extracted, validated)
     ws.write(FeaturesRecord(origin=origin, features=[f.model_dump() for f in features]))
     record = ws.write(ValidationRecord(rows=len(clean), features=len(features), feature_origin=origin,
                                        reference_version=production, warnings=result.warnings,
@@ -182,19 +185,22 @@ def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str
 
 
 def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
-    """Fit a candidate on a seeded split; write the candidate model, the holdout rows, the
-    reference profile of the training rows, the prediction profile of the holdout and
-    :class:`TrainingRecord`."""
+    """Fit a candidate on the training window (the run's validated rows and the archived batches of the
+    ``model.window_batches - 1`` most recent earlier dates, :func:`include.ml.window.training_window`),
+    split by row hash (:func:`include.ml.fitting.split`); write the candidate model, the holdout rows,
+    the reference profile of the training rows, the prediction profile of the holdout and
+    :class:`TrainingRecord` (with every batch used)."""
     import pandas as pd
 
     from include.ml.drift import ReferenceProfile, prediction_profile
-    from include.ml.evaluate import prediction_values
+    from include.ml.evaluate import fit_baseline, prediction_values
     from include.ml.fitting import fit, split
+    from include.ml.window import training_window
 
     ws = _workspace(workspace)
-    frame = pd.read_parquet(ws.path(ws.VALIDATED))
+    window = training_window(config, ws.read(ExtractRecord), pd.read_parquet(ws.path(ws.VALIDATED)))
     features = ws.read(FeaturesRecord).specs()
-    data = split(frame, config)
+    data = split(window.rows, config)
     started = time.perf_counter()
     model = fit(data.train, config, features)
     seconds = time.perf_counter() - started
@@ -208,7 +214,10 @@ def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     ws.write_json(ws.PREDICTION_PROFILE, prediction_profile(holdout_values, config.drift.bins))
     return ws.write(TrainingRecord(
         estimator=config.model.estimator, train_rows=len(data.train), holdout_rows=len(data.holdout),
-        fit_seconds=round(seconds, 3), seed=config.model.seed)).to_dict()
+        fit_seconds=round(seconds, 3), seed=config.model.seed,
+        baseline=fit_baseline(data.train[config.target], config.task), window_batches=config.model.window_batches,
+        window_found=len(window.batches), window=window.batches, window_sha256=window.sha256,
+        window_skipped=window.skipped, holdout_key=data.key)).to_dict()
 
 
 def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
@@ -216,11 +225,13 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     apply the quality gates; write :class:`EvaluationRecord`."""
     import pandas as pd
 
-    from include.ml.evaluate import champion_comparison, holdout_metrics, quality_gates
+    from include.ml.evaluate import baseline_score, champion_comparison, fit_baseline, holdout_metrics, quality_gates
+    from include.ml.leakage import leakage_reasons
 
     ws = _workspace(workspace)
     holdout = pd.read_parquet(ws.path(ws.HOLDOUT))
-    names = [f.name for f in ws.read(FeaturesRecord).specs()]
+    specs = ws.read(FeaturesRecord).specs()
+    names = [f.name for f in specs]
     candidate_model = _load_candidate(verified_candidate(config, ws))  # signature checked first
     candidate = holdout_metrics(candidate_model, holdout, config, names)
     registry = registry_for(config)
@@ -235,13 +246,19 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
             champion_model = registry.load(champion_version)  # sha256 and signature checked
             champion = holdout_metrics(champion_model, holdout, config, champion_features)
             interval = champion_comparison(candidate_model, champion_model, holdout, config, names, champion_features)
+    trained = ws.read(TrainingRecord).baseline  # None in a workspace of an older release: the holdout's own
+    fitted = trained or fit_baseline(holdout[config.target], config.task)
+    classes = list(candidate_model.classes_) if config.task == "classification" else None
+    baseline = {"strategy": fitted["strategy"], "fitted_on": "training rows" if trained else "holdout rows",
+                "score": baseline_score(fitted, holdout[config.target].to_numpy(), config, classes)}
     gates = quality_gates(candidate[config.metric], champion[config.metric] if champion else None, config,
-                          interval)
+                          interval, baseline["score"])
     return ws.write(EvaluationRecord(
         metric=config.metric, greater_is_better=config.greater_is_better, candidate=candidate,
         score=candidate[config.metric], champion_version=champion_version, champion=champion,
         champion_score=champion[config.metric] if champion else None, champion_note=champion_note,
-        gates=GateResult.model_validate(gates), holdout_rows=len(holdout))).to_dict()
+        gates=GateResult.model_validate(gates), holdout_rows=len(holdout), baseline=baseline,
+        leakage=leakage_reasons(holdout, specs, config, candidate[config.metric]))).to_dict()
 
 
 def _no_reference(reason: str) -> dict:
@@ -251,8 +268,8 @@ def _no_reference(reason: str) -> dict:
 
 def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     """Drift check against the production model's reference profile, then the branch to take:
-    ``reject`` when a quality gate fails, ``hold`` when the data drifted (or is too small to tell),
-    else ``promote``. Writes the full drift report (every feature's numbers) and
+    ``reject`` when a quality gate fails, ``hold`` on possible target leakage or when the data drifted
+    (or is too small to tell), else ``promote``. Writes the full drift report (every feature's numbers) and
     :class:`DecisionRecord`."""
     import pandas as pd
 
@@ -284,6 +301,8 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
                                    "current model, a person decides"]
     elif not evaluation.gates.passed:
         branch, reasons = "reject", evaluation.gates.reasons
+    elif evaluation.leakage:  # after the gates: a candidate that fails one is rejected, leaky or not
+        branch, reasons = "hold", evaluation.leakage
     elif drift["verdict"] in ("drift", "insufficient_data") or (production and drift["verdict"] == "no_reference"):
         branch, reasons = "hold", [f"input drift against production {production}: " + "; ".join(drift["reasons"])]
     else:
@@ -339,6 +358,7 @@ def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, r
             "champion_version": evaluation.champion_version, "champion_score": evaluation.champion_score,
             "interval": evaluation.gates.interval, "gates": config.gates.model_dump(),
             "drift_verdict": decided.drift_verdict, "reasons": decided.reasons,
+            "baseline": evaluation.baseline, "leakage": evaluation.leakage,
         },
         "data": ws.read(ExtractRecord).to_dict(), "training": ws.read(TrainingRecord).to_dict(),
         "features": ws.read(FeaturesRecord).features,
@@ -366,9 +386,9 @@ def conclude(config: PipelineConfig, workspace: RunWorkspace | Path, branch: str
     ws = _workspace(workspace)
     decision = ws.read(DecisionRecord)
     registry = registry_for(config)
-    extracted = ws.read(ExtractRecord)
+    trained = ws.read(TrainingRecord)  # keyed on the window's batches (one batch: its own sha256, as before)
     earlier = None if registry.find_by_run(run_id) else registry.find_equivalent(
-        ds, extracted.sha256, config.config_hash())
+        ds, trained.window_sha256 or ws.read(ExtractRecord).sha256, config.config_hash())
     version = earlier or register_candidate(config, ws, run_id, ds, DECIDED[branch], bundle_version)
     before = decision.production_before
     switched = False
