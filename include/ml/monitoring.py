@@ -98,6 +98,17 @@ def _round(value: object, digits: int = 6) -> object:
     return round(value, digits) if isinstance(value, float) else value
 
 
+def _quantity(value: object) -> int | float | None:
+    """A count or measurement read from a history file, or None when the file holds anything else there
+    (text, a list, a flag: a tampered line is shown as missing, not computed with)."""
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _share(part: object, whole: object) -> float | None:
+    part, whole = _quantity(part), _quantity(whole)
+    return round(part / whole, 4) if whole and part is not None else None
+
+
 # -- the data ------------------------------------------------------------------------------
 
 
@@ -311,8 +322,7 @@ def pipeline_detail(config: PipelineConfig, airflow_runs: list[dict] | None = No
     scoring = [{
         "logical_date": s.get("logical_date"), "run_id": s.get("run_id"), "partitions": s.get("partitions"),
         "rows": s.get("rows"), "scored": s.get("scored"), "rejected": s.get("rejected"),
-        "reject_share": round(s["rejected"] / s["rows"], 4) if s.get("rows") and s.get("rejected") is not None
-        else None,
+        "reject_share": _share(s.get("rejected"), s.get("rows")),
         "reject_reasons": s.get("reject_reasons") or {}, "versions": s.get("versions") or [],
         "prediction_mean": _round(s.get("prediction_mean")),
         "prediction_drift": (s.get("prediction_drift") or {}).get("verdict"), "finished_at": s.get("finished_at"),
@@ -456,7 +466,7 @@ def scoring_svg(scoring: list[dict], title: str = "Rows scored and rejected per 
                 f"<text x='8' y='24' font-size='12'>no batch scoring yet</text></svg>")
     left, top, bottom, bar = 64, 24, 40, 36
     width, height = left + len(scoring) * (bar + 12) + 20, 200
-    high = max((s["rows"] or 0) for s in scoring) or 1
+    high = max((_quantity(s["rows"]) or 0) for s in scoring) or 1
     scale = (height - top - bottom) / high
     parts = [f"<svg class='chart' role='img' viewBox='0 0 {width} {height}' width='{width}' height='{height}' "
              f"xmlns='http://www.w3.org/2000/svg'><title>{escape(title)}</title>",
@@ -464,7 +474,7 @@ def scoring_svg(scoring: list[dict], title: str = "Rows scored and rejected per 
              f"<text x='{left - 6}' y='{top + 8}' font-size='10' text-anchor='end'>{number(high)}</text>"]
     for i, s in enumerate(scoring):
         x = left + i * (bar + 12)
-        scored, rejected = s.get("scored") or 0, s.get("rejected") or 0
+        scored, rejected = _quantity(s.get("scored")) or 0, _quantity(s.get("rejected")) or 0
         base = height - bottom
         parts.append(f"<rect x='{x}' y='{base - scored * scale:.1f}' width='{bar}' height='{scored * scale:.1f}' "
                      f"fill='#1565c0'><title>{escape(s['logical_date'])}: {number(scored)} scored</title></rect>"
