@@ -352,7 +352,54 @@ def paired_bootstrap(y: np.ndarray, candidate: np.ndarray, champion: np.ndarray,
         - metric_value(config.metric, y, champion, positive, classes),
         "lower": float(lower), "upper": float(upper), "confidence": gates.confidence,
         "resamples": len(differences), "seed": gates.bootstrap_seed,
+        **holdout_size(y, config.task),
     }
+
+
+def holdout_size(y: np.ndarray, task: str) -> dict:
+    """The holdout's effective size, what the interval's width depends on: ``rows``, and for
+    classification the ``rarest_class`` (as text) and its ``rarest_class_rows``."""
+    if task != "classification" or len(y) == 0:
+        return {"rows": len(y)}
+    labels, counts = np.unique(np.array([level_label(v) for v in y], dtype=object), return_counts=True)
+    rarest = int(np.argmin(counts))
+    return {"rows": len(y), "rarest_class": str(labels[rarest]), "rarest_class_rows": int(counts[rarest])}
+
+
+def fit_baseline(y: pd.Series, task: str) -> dict:
+    """The trivial model a candidate must beat, fitted on training targets ``y`` as JSON: the class
+    prior (``DummyClassifier(strategy="prior")``: ``classes``, ``prior``) or the mean
+    (``DummyRegressor``: ``mean``)."""
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    y = y.dropna().to_numpy()
+    x = np.zeros((len(y), 1))
+    if task != "classification":
+        return {"strategy": "mean", "mean": float(DummyRegressor(strategy="mean").fit(x, y).constant_[0, 0])}
+    dummy = DummyClassifier(strategy="prior").fit(x, y)
+    return {"strategy": "prior", "classes": [c.item() if isinstance(c, np.generic) else c for c in dummy.classes_],
+            "prior": [float(p) for p in dummy.class_prior_]}
+
+
+def baseline_score(baseline: dict, y: np.ndarray, config: PipelineConfig, classes: Sequence | None = None) -> float:
+    """The primary metric of :func:`fit_baseline`'s model on holdout targets ``y``: every row gets
+    the prior (its most likely class as the label) or the mean. ``classes``: the candidate's, whose
+    column order and positive class the metric follows (default: the baseline's own)."""
+    y = np.asarray(y)
+    if baseline["strategy"] == "mean":
+        return metric_value(config.metric, y, np.full(len(y), baseline["mean"]))
+    own = {level_label(c): share for c, share in zip(baseline["classes"], baseline["prior"], strict=True)}
+    classes = list(baseline["classes"] if classes is None else classes)
+    prior = np.array([own.get(level_label(c), 0.0) for c in classes])
+    binary = is_binary(classes)
+    positive = positive_class(classes, config.positive_label) if binary else None
+    if config.metric in ("accuracy", "balanced_accuracy", "f1"):
+        return metric_value(config.metric, y, np.full(len(y), classes[int(np.argmax(prior))]),
+                            positive, classes)
+    proba = np.tile(prior, (len(y), 1))
+    if config.metric != "log_loss" and binary:
+        return metric_value(config.metric, y, proba[:, classes.index(positive)], positive, classes)
+    return metric_value(config.metric, y, proba, positive, classes)
 
 
 def champion_comparison(candidate_model, champion_model, holdout: pd.DataFrame, config: PipelineConfig,
@@ -366,14 +413,29 @@ def champion_comparison(candidate_model, champion_model, holdout: pd.DataFrame, 
         metric_inputs(champion_model, holdout, config, champion_features, classes), config, positive, classes)
 
 
-def quality_gates(candidate: float, champion: float | None, config: PipelineConfig,
-                  interval: dict | None = None) -> dict:
-    """Decide whether a candidate passes the absolute gate and the champion/challenger gate.
+def _too_wide(interval: dict, config: PipelineConfig) -> str:
+    """What an interval too wide to decide needs: the holdout's effective size and the knobs that
+    narrow it (or allow for it)."""
+    size = f"{interval['rows']} holdout rows" if "rows" in interval else "the holdout"
+    if "rarest_class_rows" in interval:
+        size += f", {interval['rarest_class_rows']} of them of the rarest class {interval['rarest_class']!r}"
+    return (f"; the point difference is within the allowed regression but the interval (width "
+            f"{interval['upper'] - interval['lower']:.4g}) is too wide to decide on {size}: train on more batches "
+            f"(model.window_batches, now {config.model.window_batches}), lower gates.confidence (now "
+            f"{config.gates.confidence:g}) or allow more regression (gates.max_regression)")
 
-    With a bootstrap ``interval`` of (candidate - champion), the candidate must not be worse than
-    production by more than ``max_regression`` at the interval's pessimistic end; without one the
-    point difference is used. For losses (rmse, mae, log_loss) lower is better: ``min_score`` is a
-    ceiling and the interval is read the other way round. Returns ``{"passed", "reasons", "delta"}``.
+
+def quality_gates(candidate: float, champion: float | None, config: PipelineConfig,
+                  interval: dict | None = None, baseline: float | None = None) -> dict:
+    """Decide whether a candidate passes the absolute gate, the baseline gate and the
+    champion/challenger gate.
+
+    The candidate must be better than the ``baseline`` score (the class prior or the mean on the same
+    holdout, :func:`baseline_score`) by ``min_gain_over_baseline``, and better at all. With a bootstrap
+    ``interval`` of (candidate - champion), it must not be worse than production by more than
+    ``max_regression`` at the interval's pessimistic end; without one the point difference is used.
+    For losses (rmse, mae, log_loss) lower is better: ``min_score`` is a ceiling and the interval is
+    read the other way round. Returns ``{"passed", "reasons", "delta", "interval", "baseline"}``.
     """
     gates, better = config.gates, config.greater_is_better
     sign = 1.0 if better else -1.0
@@ -382,6 +444,13 @@ def quality_gates(candidate: float, champion: float | None, config: PipelineConf
     if not meets_floor:
         bound = "at least" if better else "at most"
         reasons.append(f"{config.metric} {candidate:.4g} is not {bound} the minimum {gates.min_score:g}")
+    if baseline is not None:
+        gain = sign * (candidate - baseline)
+        if not (gain >= gates.min_gain_over_baseline and gain > 0):
+            trivial = "the mean" if config.task != "classification" else "the class prior"
+            reasons.append(f"does not beat the baseline (predicting {trivial}): {config.metric} {candidate:.4g} vs "
+                           f"baseline {baseline:.4g}, needs at least margin {gates.min_gain_over_baseline:g} "
+                           "(and to be better at all)")
     delta = None
     if champion is not None:
         delta = candidate - champion
@@ -392,14 +461,16 @@ def quality_gates(candidate: float, champion: float | None, config: PipelineConf
             # the pessimistic end of the interval, as an improvement (positive = better)
             worst = interval["lower"] if better else -interval["upper"]
             if not worst > -gates.max_regression:
+                wide = sign * delta >= -gates.max_regression and interval["upper"] > interval["lower"]
                 reasons.append(
                     f"{config.metric} {candidate:.4g} vs production's {champion:.4g}: the "
                     f"{interval['confidence']:.0%} interval of the improvement reaches {worst:+.4g}, "
                     f"not above the allowed regression -{gates.max_regression:g}"
+                    + (_too_wide(interval, config) if wide else "")
                 )
         elif sign * delta < -gates.max_regression:
             reasons.append(
                 f"{config.metric} {candidate:.4g} is worse than production's {champion:.4g} by "
                 f"{abs(delta):.4g}, more than the allowed {gates.max_regression:g}"
             )
-    return {"passed": not reasons, "reasons": reasons, "delta": delta, "interval": interval}
+    return {"passed": not reasons, "reasons": reasons, "delta": delta, "interval": interval, "baseline": baseline}

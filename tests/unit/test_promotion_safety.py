@@ -546,7 +546,7 @@ def test_for_rmse_a_candidate_with_higher_error_by_more_than_allowed_fails_namin
 
     assert result["interval"]["lower"] > config.gates.max_regression
     assert not result["passed"]
-    assert any("95% interval of the improvement reaches -" in r for r in result["reasons"])
+    assert any(f"{config.gates.confidence:.0%} interval of the improvement reaches -" in r for r in result["reasons"])
 
 
 def test_for_rmse_a_candidate_slightly_worse_within_the_allowed_regression_passes(house_holdout):
