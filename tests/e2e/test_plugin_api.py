@@ -149,7 +149,10 @@ def test_the_report_file_renders_the_same_numbers_as_the_api(server, token, hist
     expected_versions = [(v["version"], f"{v['metric_value']:.4f}") for v in reversed(detail["versions"])]
     assert versions(report_page) == versions(dashboard_page) == expected_versions
     trained = [(r["run_id"], f"{r['score']:.4f}") for r in reversed(detail["runs"]) if r["score"] is not None]
-    assert runs(report_page) == trained  # the file knows no Airflow-only runs
+    # the file knows the runs of the history (finished, and failed with their step), no Airflow-only ones
+    recorded_failures = [r["run_id"] for r in reversed(detail["runs"]) if r["failed_step"]]
+    assert [r for r in runs(report_page) if r[1] != "–"] == trained
+    assert [r for r, score in runs(report_page) if score == "–"] == recorded_failures
     assert [r for r in runs(dashboard_page) if r[1] != "–"] == trained
 
 
