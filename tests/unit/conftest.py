@@ -23,10 +23,6 @@ from include.ml.config import PipelineConfig, get_pipeline
 
 DAY1 = dt.date(2026, 1, 1)
 ROWS = 800  # above credit_default's min_rows (500) and house_prices' (200), small enough to fit fast
-# The shared history's days: its hash-chosen holdout (about 450 rows, 50 defaults) decides day 2 (0.833
-# against 0.781 AUC, the interval's lower end 0.005); at 800 rows (about 235, 20 defaults) the
-# interval is about 0.2 wide and an equal candidate is as likely rejected as promoted.
-HISTORY_ROWS = 1500
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -92,8 +88,7 @@ def run_day():
 
 @dataclass(frozen=True)
 class CreditHistory:
-    """Three scheduled runs of credit_default (``HISTORY_ROWS`` rows a day): two normal days, then a
-    drifted one."""
+    """Three scheduled runs of credit_default: two normal days, then a drifted one."""
 
     home: Path
     config: PipelineConfig
@@ -108,7 +103,7 @@ def credit_history(tmp_path_factory: pytest.TempPathFactory) -> CreditHistory:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ML_HOME", str(home))
         config = get_pipeline("credit_default")
-        landing = simulate.write_batches(config, DAY1, 3, drift_from=DAY1 + dt.timedelta(days=2), rows=HISTORY_ROWS)
+        landing = simulate.write_batches(config, DAY1, 3, drift_from=DAY1 + dt.timedelta(days=2), rows=ROWS)
         summaries = [run_training_day(config, (DAY1 + dt.timedelta(days=i)).isoformat()) for i in range(3)]
     return CreditHistory(home=home, config=config, summaries=summaries, landing=landing)
 
