@@ -269,16 +269,29 @@ class ModelConfig(_Strict):
     )
     test_size: float = Field(
         default=0.25, gt=0, lt=1,
-        description="the share of rows held out for evaluation: a row is in the holdout when a stable hash of its "
-                    "id columns (or, without id columns, of its feature values) falls below it, so a row is held out "
-                    "for every model or for none",
+        description="the share of rows held out for evaluation (how they are chosen: model.holdout)",
     )
-    seed: int = Field(default=42, description="seeds the estimator's random_state (the holdout does not depend on it)")
+    seed: int = Field(default=42, description="seeds the estimator's random_state and the stratified holdout split")
     window_batches: int = Field(
         default=1, ge=1,
         description="how many delivered batches the candidate trains on: the run's own and the most recent earlier "
                     "ones (each as validated when it arrived); drift is still judged on the run's own batch",
     )
+    holdout: Literal["auto", "hash", "stratified"] = Field(
+        default="auto",
+        description="how the holdout rows are chosen: 'hash' (a row is in the holdout when a stable hash of its id "
+                    "columns, or of its content without id columns, falls below test_size, so it is held out for "
+                    "every model or for none), 'stratified' (a seeded random split stratified by the target: rows "
+                    "of one batch no earlier model saw), 'auto' (hash when window_batches is above 1, where rows "
+                    "recur from run to run, else stratified)",
+    )
+
+    @property
+    def holdout_method(self) -> str:
+        """``hash`` or ``stratified``: :attr:`holdout` with ``auto`` resolved."""
+        if self.holdout != "auto":
+            return self.holdout
+        return "hash" if self.window_batches > 1 else "stratified"
 
     @field_validator("estimator", mode="before")
     @classmethod
@@ -709,6 +722,8 @@ class PipelineConfig(_Strict):
         decided = self.model_dump(mode="json", include=fields)
         if self.model.window_batches == 1:  # only when changed: configs without it keep their hash
             decided["model"].pop("window_batches")
+        if self.model.holdout == "auto":
+            decided["model"].pop("holdout")
         canonical = json.dumps(decided, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -110,6 +111,17 @@ def holdout_positions(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def split(frame: pd.DataFrame, config: PipelineConfig) -> SplitData:
+    """The holdout by ``model.holdout``: :func:`hash_split`, or a seeded random split stratified by
+    the target (``key`` empty) where rows do not recur from run to run (one batch per run)."""
+    if config.model.holdout_method == "hash":
+        return hash_split(frame, config)
+    stratify = frame[config.target] if config.task == "classification" else None
+    train, holdout = train_test_split(frame, test_size=config.model.test_size, random_state=config.model.seed,
+                                      stratify=stratify)
+    return SplitData(train=train, holdout=holdout, key=[])
+
+
+def hash_split(frame: pd.DataFrame, config: PipelineConfig) -> SplitData:
     """The rows whose :func:`holdout_positions` fall below ``model.test_size`` are the holdout, the rest
     train. A row's side depends on its key alone (:func:`holdout_key`), never on the batch, the window
     or the seed: a row is held out from every model or from none, so a champion never trained on the

@@ -10,7 +10,7 @@ from include.ml.config import Gates, PipelineConfig
 from include.ml.errors import ConfigError
 from include.ml.estimators import ESTIMATORS
 from include.ml.evaluate import holdout_metrics, quality_gates
-from include.ml.fitting import build_estimator, fit, split
+from include.ml.fitting import build_estimator, fit, hash_split, split
 from include.ml.validate import infer_features, validate_frame
 
 
@@ -101,13 +101,13 @@ def test_the_split_is_repeatable_disjoint_and_about_test_size(credit_clean, cred
     assert len(first.holdout) == pytest.approx(len(credit_clean) * credit_config.model.test_size, abs=40)
     assert len(first.train) + len(first.holdout) == len(credit_clean)
     assert set(first.train.index).isdisjoint(first.holdout.index)
-    assert first.holdout["default"].nunique() == 2  # both classes held out (not stratified: a hash split)
+    assert first.holdout["default"].nunique() == 2  # both classes held out
 
 
-def test_the_holdout_depends_on_the_row_key_not_on_the_seed_or_the_row_order(credit_clean, credit_config):
-    other = split(credit_clean, with_model(credit_config, seed=1))
-    shuffled = split(credit_clean.sample(frac=1, random_state=3), credit_config)
-    expected = sorted(split(credit_clean, credit_config).holdout["customer_id"])
+def test_the_hash_holdout_depends_on_the_row_key_not_on_the_seed_or_the_row_order(credit_clean, credit_config):
+    other = hash_split(credit_clean, with_model(credit_config, seed=1))
+    shuffled = hash_split(credit_clean.sample(frac=1, random_state=3), credit_config)
+    expected = sorted(hash_split(credit_clean, credit_config).holdout["customer_id"])
 
     assert sorted(other.holdout["customer_id"]) == sorted(shuffled.holdout["customer_id"]) == expected
 
@@ -261,3 +261,21 @@ def test_a_ceiling_metric_says_at_most(house_config):
 
     assert result["reasons"] == ["rmse 1.5e+05 is not at most the minimum 120000"]
     assert result["delta"] is None
+
+
+@pytest.mark.parametrize(("holdout", "window", "method"), [
+    ("auto", 1, "stratified"), ("auto", 3, "hash"), ("hash", 1, "hash"), ("stratified", 3, "stratified")])
+def test_the_holdout_is_hashed_where_rows_recur_from_run_to_run_and_stratified_within_one_batch(
+        credit_clean, credit_config, holdout, window, method):
+    config = with_model(credit_config, holdout=holdout, window_batches=window)
+
+    data = split(credit_clean, config)
+
+    assert config.model.holdout_method == method
+    assert data.key == (["customer_id"] if method == "hash" else [])
+    expected = hash_split(credit_clean, config) if method == "hash" else None
+    if expected is not None:
+        assert sorted(data.holdout["customer_id"]) == sorted(expected.holdout["customer_id"])
+    else:  # stratified: the positive share of the holdout is the batch's, to the row
+        share = credit_clean[credit_config.target].mean()
+        assert abs(data.holdout[credit_config.target].mean() - share) < 2 / len(data.holdout)

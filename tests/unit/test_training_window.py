@@ -17,7 +17,7 @@ import pytest
 from include.ml import simulate, steps
 from include.ml.config import PipelineConfig, get_pipeline
 from include.ml.errors import HoldoutSplitError
-from include.ml.fitting import split
+from include.ml.fitting import hash_split, split
 from include.ml.storage import sha256_file
 from tests.unit.conftest import run_training_day
 
@@ -136,14 +136,14 @@ def test_a_window_of_one_keys_reruns_on_the_batchs_own_sha256(run_day, credit_co
 def test_a_rows_holdout_side_is_the_same_in_every_batch_that_contains_it(credit_config, house_config):
     day1, day2 = (simulate.credit_default(DAY1 + dt.timedelta(days=i), ROWS, seed=7, drifted=False) for i in range(2))
     both = pd.concat([day2, day1.iloc[:300]], ignore_index=True)
-    first, second = split(day1, credit_config), split(both, credit_config)
+    first, second = hash_split(day1, credit_config), hash_split(both, credit_config)
     shared = set(day1["customer_id"].iloc[:300])
     assert set(first.holdout["customer_id"]) & shared == set(second.holdout["customer_id"]) & shared
     assert first.key == ["customer_id"]
 
     no_ids = house_config.model_copy(update={"id_columns": []})
     houses = simulate.house_prices(DAY1, ROWS, seed=11, drifted=False).drop(columns="sale_id")
-    alone, mixed = split(houses, no_ids), split(pd.concat([houses.iloc[::-1], houses.iloc[:50]]), no_ids)
+    alone, mixed = hash_split(houses, no_ids), hash_split(pd.concat([houses.iloc[::-1], houses.iloc[:50]]), no_ids)
     assert alone.key == [c for c in houses.columns if c != no_ids.target]
     assert set(alone.holdout.index) == set(mixed.holdout.index)  # by content, not by position
 
@@ -178,4 +178,4 @@ def test_a_holdout_without_two_classes_is_an_error_that_names_the_knobs(credit_c
     frame = simulate.credit_default(DAY1, 12, seed=7, drifted=False)
     frame[credit_config.target] = [0] * 11 + [1]
     with pytest.raises(HoldoutSplitError, match=r"model\.window_batches"):
-        split(frame, credit_config)
+        hash_split(frame, credit_config)
