@@ -103,7 +103,8 @@ def airflow_environment(location: Location, base: dict[str, str] | None = None) 
         "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
         "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-        "ML_SIGNING_KEY": secrets.token_hex(32),  # compose: from .env, required
+        # compose: from .env, required; the test reads the registry the cluster writes, so with the test's key
+        "ML_SIGNING_KEY": base.get("ML_SIGNING_KEY") or secrets.token_hex(32),
         "AIRFLOW_CONN_SMTP_DEFAULT": json.dumps({
             "conn_type": "smtp", "host": "127.0.0.1", "port": location.smtp_port,
             "extra": {"disable_ssl": True, "disable_tls": True, "timeout": 10, "retry_limit": 1}}),
