@@ -164,6 +164,8 @@ def check(dataset: Dataset) -> dict:
     better = "higher" if config.greater_is_better else "lower"
     result = (f"day 1 {first['summary']['branch']}; pipeline - plain {gap:+.4f} ({better} is better); "
               f"inferred {first['features']}")
+    if first["summary"]["branch"] != "promote":
+        result += "; day 1: " + "; ".join(first["summary"]["reasons"])[:160]
     if second["branch"] != "promote":
         result += "; day 2: " + "; ".join(second["reasons"])[:220]
     return {**row, "day 2 drift": second["drift_verdict"], "day 2 branch": second["branch"], "result": result}
