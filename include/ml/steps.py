@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import logging
 import platform
 import subprocess
 import time
@@ -19,8 +20,10 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from include.ml import paths, signing, storage
-from include.ml.config import FeatureSpec, PipelineConfig
+from include.ml.config import DriftConfig, FeatureSpec, PipelineConfig
+from include.ml.decision import drift_hold_verdict
 from include.ml.errors import ArtifactIntegrityError, BatchValidationError
+from include.ml.presentation import number
 from include.ml.records import (
     BRANCHES,
     DECIDED,
@@ -39,6 +42,11 @@ from include.ml.records import (
     ValidationRecord,
 )
 from include.ml.registry import ModelRegistry
+from include.ml.user_code import check_model, code_record
+
+# What each step read, found, trained and decided, in plain words: Airflow copies this library logger
+# into the task log, the command line prints it.
+log = logging.getLogger(__name__)
 
 LIBRARIES = ("scikit-learn", "pandas", "numpy", "joblib", "pandera", "pyarrow")
 BRANCH_STEP = "conclude"  # the place of the branch (promote, hold or reject) in STEPS
@@ -102,7 +110,10 @@ def extract(config: PipelineConfig, workspace: RunWorkspace | Path, ds: str, sou
     text_columns = {c: "string" for c in frame.columns if frame[c].dtype == object}
     storage.write_with(ws.path(ws.BATCH), lambda tmp: frame.astype(text_columns).to_parquet(tmp, index=False),
                        durable=False)
-    return ws.write(ExtractRecord(ds=ds, **fingerprint(source, frame).to_dict())).to_dict()
+    record = ws.write(ExtractRecord(ds=ds, **fingerprint(source, frame).to_dict()))
+    log.info("read the batch of %s: %s, %d rows x %d columns, %d bytes, sha256 %s", ds, record.path, record.rows,
+             record.columns, record.bytes, record.sha256)
+    return record.to_dict()
 
 
 def resolve_features(config: PipelineConfig, frame) -> tuple[list[FeatureSpec], str]:
@@ -163,6 +174,8 @@ def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str
                       f"the landing file {source} is untouched and production is unchanged. Ask the upstream owner "
                       f"for a corrected delivery (or fix {paths.PIPELINES_DIR / config.name}.yaml if a rule there "
                       "is wrong), then rerun this date.",)
+        log.warning("validation refused the batch of %s (%d rows): %d broken rule(s); copied to quarantine %s",
+                    extracted.ds, extracted.rows, len(error.failures), target)
         raise
     notes = []
     if origin == "inferred":
@@ -181,7 +194,18 @@ def validate(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str
     record = ws.write(ValidationRecord(rows=len(clean), features=len(features), feature_origin=origin,
                                        reference_version=production, warnings=result.warnings,
                                        unlabelled_rows=result.unlabelled_rows, inference_notes=notes))
+    log.info("validation passed: %d of %d rows kept (%d without a label, not trained on), %d features (%s), "
+             "checked against %s; %d warning(s)%s", record.rows, extracted.rows,
+             record.unlabelled_rows, record.features, _ORIGIN_WORDS[origin],
+             f"production {production}'s training data" if production else "the config only (no production model)",
+             len(record.warnings), "".join(f"\n  warning: {w.get('message')}" for w in record.warnings[:5]))
+    for note in notes:
+        log.info("feature inference: %s", note)
     return record.brief()
+
+
+_ORIGIN_WORDS = {"config": "listed in the config", "registry": "fixed in the registry from the first batch",
+                 "inferred": "inferred from this batch"}
 
 
 def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
@@ -212,12 +236,30 @@ def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     holdout_values = prediction_values(model, data.holdout[[f.name for f in features]], config.task,
                                        config.positive_label)
     ws.write_json(ws.PREDICTION_PROFILE, prediction_profile(holdout_values, config.drift.bins))
+    log.info("trained %s on %d rows in %.2f s (seed %d), %d rows held out to judge it; window: %d of %d batch(es)%s%s",
+             config.model.estimator, len(data.train), seconds, config.model.seed, len(data.holdout),
+             len(window.batches), config.model.window_batches,
+             f" ({', '.join(b.ds for b in window.batches)})" if window.batches else "",
+             "".join(f"\n  left out of the window: {reason}" for reason in window.skipped))
     return ws.write(TrainingRecord(
-        estimator=config.model.estimator, train_rows=len(data.train), holdout_rows=len(data.holdout),
+        estimator=config.model.described, train_rows=len(data.train), holdout_rows=len(data.holdout),
         fit_seconds=round(seconds, 3), seed=config.model.seed,
         baseline=fit_baseline(data.train[config.target], config.task), window_batches=config.model.window_batches,
         window_found=len(window.batches), window=window.batches, window_sha256=window.sha256,
         window_skipped=window.skipped, holdout_key=data.key)).to_dict()
+
+
+def describe_candidate(config: PipelineConfig, ws: RunWorkspace, model, holdout, names: list[str]) -> None:
+    """Write what the registry keeps of the candidate besides its metrics: the calibration of its
+    probabilities on the holdout (classifiers, :mod:`include.ml.estimation`) and its permutation
+    importance there (:mod:`include.ml.importance`)."""
+    from include.ml.estimation import fit_calibration
+    from include.ml.importance import permutation_importance
+
+    if config.task == "classification":
+        ws.write_json(ws.CALIBRATION, fit_calibration(holdout[config.target].to_numpy(),
+                                                      model.predict_proba(holdout[names]), list(model.classes_)))
+    ws.write_json(ws.IMPORTANCE, permutation_importance(model, holdout, config, names))
 
 
 def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
@@ -234,6 +276,7 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     names = [f.name for f in specs]
     candidate_model = _load_candidate(verified_candidate(config, ws))  # signature checked first
     candidate = holdout_metrics(candidate_model, holdout, config, names)
+    describe_candidate(config, ws, candidate_model, holdout, names)  # calibration and importance
     registry = registry_for(config)
     champion_version = registry.production()
     champion, champion_note, interval = None, None, None
@@ -253,12 +296,31 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
                 "score": baseline_score(fitted, holdout[config.target].to_numpy(), config, classes)}
     gates = quality_gates(candidate[config.metric], champion[config.metric] if champion else None, config,
                           interval, baseline["score"])
+    leakage = leakage_reasons(holdout, specs, config, candidate[config.metric])
+    log.info("evaluated on %d holdout rows: candidate %s %s, production %s, baseline (%s) %s; quality gates %s%s%s",
+             len(holdout), config.metric, number(candidate[config.metric]),
+             f"{champion_version} {number(champion[config.metric])}" if champion
+             else f"{champion_version}: {champion_note}" if champion_note else "none yet",
+             baseline["strategy"], number(baseline["score"]), "passed" if gates["passed"] else "FAILED",
+             "".join(f"\n  gate: {reason}" for reason in gates.get("reasons", [])),
+             "".join(f"\n  possible leakage: {reason}" for reason in leakage))
     return ws.write(EvaluationRecord(
         metric=config.metric, greater_is_better=config.greater_is_better, candidate=candidate,
         score=candidate[config.metric], champion_version=champion_version, champion=champion,
         champion_score=champion[config.metric] if champion else None, champion_note=champion_note,
         gates=GateResult.model_validate(gates), holdout_rows=len(holdout), baseline=baseline,
-        leakage=leakage_reasons(holdout, specs, config, candidate[config.metric]))).to_dict()
+        leakage=leakage)).to_dict()
+
+
+def critical_settings(config: PipelineConfig, production: str) -> DriftConfig:
+    """The drift settings with ``drift.critical_top_features`` applied: the production version's most
+    important features (its stored permutation importance) added to ``drift.critical_features``."""
+    from include.ml.importance import top_features
+
+    count = config.drift.critical_top_features
+    top = top_features(registry_for(config).metadata(production).get("importance"), count) if count else []
+    extra = [name for name in top if name not in config.drift.critical_features]
+    return config.drift.model_copy(update={"critical_features": [*config.drift.critical_features, *extra]})
 
 
 def _no_reference(reason: str) -> dict:
@@ -288,13 +350,15 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         except PipelineError as error:  # a profile from an older release: hold, a person decides
             drift = _no_reference(f"cannot compare with production {production}: {error}")
         else:
-            report = drift_report(profile, pd.read_parquet(ws.path(ws.VALIDATED)), config.drift)
+            report = drift_report(profile, pd.read_parquet(ws.path(ws.VALIDATED)),
+                                  critical_settings(config, production))
             report.reference_version = production
             ws.write_json(ws.DRIFT, report.to_dict())
             drift = report.summary()
     if drift["verdict"] == "no_reference":
         ws.write_json(ws.DRIFT, drift)
 
+    policy = None  # the drift policy's verdict, for a drift hold whose gates passed
     if production != evaluation.champion_version:
         branch, reasons = "hold", [f"production changed during this run ({evaluation.champion_version} when the "
                                    f"candidate was evaluated, {production} now): it was not compared with the "
@@ -305,14 +369,21 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         branch, reasons = "hold", evaluation.leakage
     elif drift["verdict"] in ("drift", "insufficient_data") or (production and drift["verdict"] == "no_reference"):
         branch, reasons = "hold", [f"input drift against production {production}: " + "; ".join(drift["reasons"])]
+        policy = drift_hold_verdict(config, evaluation.gates.interval)
+        branch, reasons = policy.branch, [*reasons, policy.reason]
     else:
         branch, reasons = "promote", ["quality gates passed" + ("" if production else "; first model")]
         if drift["verdict"] == "warn":
             reasons.append("drift warning: " + "; ".join(drift["reasons"]))
+    log.info("drift against %s: %s%s", f"production {production}" if production else "no production model",
+             drift["verdict"], f" (drifted: {', '.join(drift['drifted_features'])})" if drift["drifted_features"]
+             else f" ({'; '.join(drift['reasons'])})" if drift["verdict"] == "no_reference" else "")
+    log.info("decision: %s, because %s", branch, "; ".join(reasons))
     return ws.write(DecisionRecord(
         branch=branch, reasons=reasons, drift_verdict=drift["verdict"], drifted_features=drift["drifted_features"],
         drift=drift, production_before=production, score=evaluation.score, champion_score=evaluation.champion_score,
-        metric=config.metric)).to_dict()
+        metric=config.metric, drift_policy=config.decision.drift_policy if policy else None,
+        ask=bool(policy and policy.ask), promoted_by_policy=bool(policy and policy.branch == "promote"))).to_dict()
 
 
 def _code_version() -> str | None:
@@ -358,15 +429,19 @@ def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, r
             "champion_version": evaluation.champion_version, "champion_score": evaluation.champion_score,
             "interval": evaluation.gates.interval, "gates": config.gates.model_dump(),
             "drift_verdict": decided.drift_verdict, "reasons": decided.reasons,
+            "drift_policy": decided.drift_policy, "decision_requested": decided.ask,
+            "promoted_by_policy": decided.promoted_by_policy,
             "baseline": evaluation.baseline, "leakage": evaluation.leakage,
         },
         "data": ws.read(ExtractRecord).to_dict(), "training": ws.read(TrainingRecord).to_dict(),
         "features": ws.read(FeaturesRecord).features,
         "config": config.model_dump(mode="json"), "config_hash": config.config_hash(),
         "seed": config.model.seed, "code_version": bundle_version or _code_version(),
+        "model_code": code_record(config, bundle_version or _code_version()),  # which code built it
         "code_version_source": "dag_bundle" if bundle_version else "git",
         "python": platform.python_version(), "libraries": _library_versions(),
         "prediction_profile": ws.read_json_or_none(ws.PREDICTION_PROFILE),
+        "calibration": ws.read_json_or_none(ws.CALIBRATION), "importance": ws.read_json_or_none(ws.IMPORTANCE),
         **class_metadata(_load_candidate(payload), config),  # classes, positive_label
     }
     return registry_for(config).register(payload, metadata, ws.read_json(ws.REFERENCE_PROFILE))
@@ -396,12 +471,18 @@ def conclude(config: PipelineConfig, workspace: RunWorkspace | Path, branch: str
         registry.set_production(version, expected=before, actor=run_id,
                                 reason=f"training run {run_id}: " + "; ".join(decision.reasons))
         switched = True
+    after = registry.production()
+    log.info("%s: %s %s; production %s", branch, version,
+             "reused from an earlier run of this date on the same data (nothing registered)" if earlier
+             else "registered", f"switched from {before or 'none'} to {after}" if switched else f"stays {after}")
     return ws.write(OutcomeRecord(
         pipeline=config.name, run_id=run_id, logical_date=ds, branch=branch, version=version,
         reused_from_earlier_run=earlier is not None, switched=switched, production_before=before,
-        production_after=registry.production(), metric=config.metric, score=decision.score,
+        production_after=after, metric=config.metric, score=decision.score,
         champion_score=decision.champion_score, reasons=decision.reasons, drift_verdict=decision.drift_verdict,
-        drifted_features=decision.drifted_features)).to_dict()
+        drifted_features=decision.drifted_features, drift_policy=decision.drift_policy,
+        decision_requested=branch == "hold" and decision.ask,
+        promoted_by_policy=branch == "promote" and decision.promoted_by_policy)).to_dict()
 
 
 def report(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, ds: str) -> dict:
@@ -422,6 +503,9 @@ def report(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, 
         drift_by_feature=by_feature, finished_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         workspace=str(ws.folder)))
     storage.append_jsonl(config.registry_layout.run_history, summary.to_dict())
+    log.info("run %s of %s: %s %s (%s %s), production %s; written to the run history %s", run_id, ds, summary.branch,
+             summary.version, summary.metric, number(summary.score), summary.production_after,
+             config.registry_layout.run_history)
     return summary.to_dict()
 
 
@@ -486,6 +570,8 @@ def run_step(name: str, config: PipelineConfig, workspace: RunWorkspace | Path, 
     }
     if name not in calls:
         raise ValueError(f"unknown step {name!r}; the steps are {STEPS}")
+    if name == STEPS[0]:  # the model code imported and called before any data is read (ModelCodeError: no retry)
+        check_model(config)
     return calls[name]()
 
 
