@@ -20,8 +20,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from include.ml import paths, signing, storage
-from include.ml.config import DriftConfig, FeatureSpec, PipelineConfig
-from include.ml.decision import drift_hold_verdict
+from include.ml.config import FeatureSpec, PipelineConfig
 from include.ml.errors import ArtifactIntegrityError, BatchValidationError
 from include.ml.presentation import number
 from include.ml.records import (
@@ -42,7 +41,6 @@ from include.ml.records import (
     ValidationRecord,
 )
 from include.ml.registry import ModelRegistry
-from include.ml.user_code import check_model, code_record
 
 # What each step read, found, trained and decided, in plain words: Airflow copies this library logger
 # into the task log, the command line prints it.
@@ -242,24 +240,11 @@ def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
              f" ({', '.join(b.ds for b in window.batches)})" if window.batches else "",
              "".join(f"\n  left out of the window: {reason}" for reason in window.skipped))
     return ws.write(TrainingRecord(
-        estimator=config.model.described, train_rows=len(data.train), holdout_rows=len(data.holdout),
+        estimator=config.model.estimator, train_rows=len(data.train), holdout_rows=len(data.holdout),
         fit_seconds=round(seconds, 3), seed=config.model.seed,
         baseline=fit_baseline(data.train[config.target], config.task), window_batches=config.model.window_batches,
         window_found=len(window.batches), window=window.batches, window_sha256=window.sha256,
         window_skipped=window.skipped, holdout_key=data.key)).to_dict()
-
-
-def describe_candidate(config: PipelineConfig, ws: RunWorkspace, model, holdout, names: list[str]) -> None:
-    """Write what the registry keeps of the candidate besides its metrics: the calibration of its
-    probabilities on the holdout (classifiers, :mod:`include.ml.estimation`) and its permutation
-    importance there (:mod:`include.ml.importance`)."""
-    from include.ml.estimation import fit_calibration
-    from include.ml.importance import permutation_importance
-
-    if config.task == "classification":
-        ws.write_json(ws.CALIBRATION, fit_calibration(holdout[config.target].to_numpy(),
-                                                      model.predict_proba(holdout[names]), list(model.classes_)))
-    ws.write_json(ws.IMPORTANCE, permutation_importance(model, holdout, config, names))
 
 
 def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
@@ -276,7 +261,6 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     names = [f.name for f in specs]
     candidate_model = _load_candidate(verified_candidate(config, ws))  # signature checked first
     candidate = holdout_metrics(candidate_model, holdout, config, names)
-    describe_candidate(config, ws, candidate_model, holdout, names)  # calibration and importance
     registry = registry_for(config)
     champion_version = registry.production()
     champion, champion_note, interval = None, None, None
@@ -312,17 +296,6 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         leakage=leakage)).to_dict()
 
 
-def critical_settings(config: PipelineConfig, production: str) -> DriftConfig:
-    """The drift settings with ``drift.critical_top_features`` applied: the production version's most
-    important features (its stored permutation importance) added to ``drift.critical_features``."""
-    from include.ml.importance import top_features
-
-    count = config.drift.critical_top_features
-    top = top_features(registry_for(config).metadata(production).get("importance"), count) if count else []
-    extra = [name for name in top if name not in config.drift.critical_features]
-    return config.drift.model_copy(update={"critical_features": [*config.drift.critical_features, *extra]})
-
-
 def _no_reference(reason: str) -> dict:
     return {"verdict": "no_reference", "reasons": [reason], "drifted_features": [], "severe_features": [],
             "worst": []}
@@ -350,15 +323,13 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         except PipelineError as error:  # a profile from an older release: hold, a person decides
             drift = _no_reference(f"cannot compare with production {production}: {error}")
         else:
-            report = drift_report(profile, pd.read_parquet(ws.path(ws.VALIDATED)),
-                                  critical_settings(config, production))
+            report = drift_report(profile, pd.read_parquet(ws.path(ws.VALIDATED)), config.drift)
             report.reference_version = production
             ws.write_json(ws.DRIFT, report.to_dict())
             drift = report.summary()
     if drift["verdict"] == "no_reference":
         ws.write_json(ws.DRIFT, drift)
 
-    policy = None  # the drift policy's verdict, for a drift hold whose gates passed
     if production != evaluation.champion_version:
         branch, reasons = "hold", [f"production changed during this run ({evaluation.champion_version} when the "
                                    f"candidate was evaluated, {production} now): it was not compared with the "
@@ -369,8 +340,6 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         branch, reasons = "hold", evaluation.leakage
     elif drift["verdict"] in ("drift", "insufficient_data") or (production and drift["verdict"] == "no_reference"):
         branch, reasons = "hold", [f"input drift against production {production}: " + "; ".join(drift["reasons"])]
-        policy = drift_hold_verdict(config, evaluation.gates.interval)
-        branch, reasons = policy.branch, [*reasons, policy.reason]
     else:
         branch, reasons = "promote", ["quality gates passed" + ("" if production else "; first model")]
         if drift["verdict"] == "warn":
@@ -382,8 +351,7 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     return ws.write(DecisionRecord(
         branch=branch, reasons=reasons, drift_verdict=drift["verdict"], drifted_features=drift["drifted_features"],
         drift=drift, production_before=production, score=evaluation.score, champion_score=evaluation.champion_score,
-        metric=config.metric, drift_policy=config.decision.drift_policy if policy else None,
-        ask=bool(policy and policy.ask), promoted_by_policy=bool(policy and policy.branch == "promote"))).to_dict()
+        metric=config.metric)).to_dict()
 
 
 def _code_version() -> str | None:
@@ -429,19 +397,15 @@ def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, r
             "champion_version": evaluation.champion_version, "champion_score": evaluation.champion_score,
             "interval": evaluation.gates.interval, "gates": config.gates.model_dump(),
             "drift_verdict": decided.drift_verdict, "reasons": decided.reasons,
-            "drift_policy": decided.drift_policy, "decision_requested": decided.ask,
-            "promoted_by_policy": decided.promoted_by_policy,
             "baseline": evaluation.baseline, "leakage": evaluation.leakage,
         },
         "data": ws.read(ExtractRecord).to_dict(), "training": ws.read(TrainingRecord).to_dict(),
         "features": ws.read(FeaturesRecord).features,
         "config": config.model_dump(mode="json"), "config_hash": config.config_hash(),
         "seed": config.model.seed, "code_version": bundle_version or _code_version(),
-        "model_code": code_record(config, bundle_version or _code_version()),  # which code built it
         "code_version_source": "dag_bundle" if bundle_version else "git",
         "python": platform.python_version(), "libraries": _library_versions(),
         "prediction_profile": ws.read_json_or_none(ws.PREDICTION_PROFILE),
-        "calibration": ws.read_json_or_none(ws.CALIBRATION), "importance": ws.read_json_or_none(ws.IMPORTANCE),
         **class_metadata(_load_candidate(payload), config),  # classes, positive_label
     }
     return registry_for(config).register(payload, metadata, ws.read_json(ws.REFERENCE_PROFILE))
@@ -480,9 +444,7 @@ def conclude(config: PipelineConfig, workspace: RunWorkspace | Path, branch: str
         reused_from_earlier_run=earlier is not None, switched=switched, production_before=before,
         production_after=after, metric=config.metric, score=decision.score,
         champion_score=decision.champion_score, reasons=decision.reasons, drift_verdict=decision.drift_verdict,
-        drifted_features=decision.drifted_features, drift_policy=decision.drift_policy,
-        decision_requested=branch == "hold" and decision.ask,
-        promoted_by_policy=branch == "promote" and decision.promoted_by_policy)).to_dict()
+        drifted_features=decision.drifted_features)).to_dict()
 
 
 def report(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, ds: str) -> dict:
@@ -570,8 +532,6 @@ def run_step(name: str, config: PipelineConfig, workspace: RunWorkspace | Path, 
     }
     if name not in calls:
         raise ValueError(f"unknown step {name!r}; the steps are {STEPS}")
-    if name == STEPS[0]:  # the model code imported and called before any data is read (ModelCodeError: no retry)
-        check_model(config)
     return calls[name]()
 
 
