@@ -111,9 +111,9 @@ def holdout_positions(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def split(frame: pd.DataFrame, config: PipelineConfig) -> SplitData:
-    """The holdout by ``model.holdout``: :func:`hash_split`, or a seeded random split stratified by
-    the target (``key`` empty) where rows do not recur from run to run (one batch per run)."""
-    if config.model.holdout_method == "hash":
+    """The holdout by ``model.holdout``: :func:`hash_split` (the default), or, when asked for, a seeded
+    random split of ``frame`` stratified by the target (``key`` empty)."""
+    if config.model.holdout == "hash":
         return hash_split(frame, config)
     stratify = frame[config.target] if config.task == "classification" else None
     train, holdout = train_test_split(frame, test_size=config.model.test_size, random_state=config.model.seed,

@@ -133,6 +133,20 @@ def test_config_hash_changes_with_any_setting_and_only_then(write_config):
     assert original.config_hash() != tuned.config_hash()
 
 
+def test_the_stratified_holdout_with_a_training_window_is_refused_naming_both_fields(write_config):
+    message = error_of(write_config({"model.holdout": "stratified", "model.window_batches": 7}))
+
+    assert "model.holdout 'stratified' with model.window_batches 7" in message
+    assert "use model.holdout 'hash'" in message
+
+
+def test_the_holdout_method_is_part_of_the_config_hash(write_config):
+    stratified = load_config(write_config({"model.holdout": "stratified"}))
+
+    assert stratified.config_hash() != load_config(write_config()).config_hash()
+    assert stratified.config_hash() == load_config(write_config({"model.holdout": "stratified"})).config_hash()
+
+
 def test_a_loaded_config_cannot_be_changed_by_a_step():
     config = get_pipeline("credit_default")
 

@@ -60,7 +60,7 @@ def test_the_second_run_is_compared_with_production_on_the_same_holdout(in_credi
     assert evaluation["champion_version"] == "v0001"
     assert evaluation["champion"]["roc_auc"] == second["champion_score"]
     holdout = pd.read_parquet(workspace / "holdout.parquet")
-    assert evaluation["holdout_rows"] == len(holdout) == pytest.approx(ROWS * 0.3, abs=40)
+    assert evaluation["holdout_rows"] == len(holdout) == pytest.approx(in_credit_history.rows * 0.3, abs=60)
     assert second["drift_verdict"] == "none"
     assert second["branch"] == "promote"
     assert second["production_after"] == "v0002"
@@ -92,7 +92,7 @@ def test_the_drift_report_of_a_held_run_has_every_feature_and_names_the_new_leve
     assert report.verdict == "drift"
     assert set(report.features) == {f.name for f in in_credit_history.config.features}
     assert report.features["channel"]["unseen_levels"] == ["bnpl_partner"]
-    assert report.batch_rows == ROWS
+    assert report.batch_rows == in_credit_history.rows
 
 
 def test_the_decision_carries_the_drift_summary_not_the_full_report(in_credit_history):
@@ -119,14 +119,14 @@ def test_a_version_records_the_data_config_code_and_libraries_it_came_from(in_cr
     assert meta["run_id"] == run_id(ds(0))
     assert meta["logical_date"] == ds(0)
     assert meta["data"]["sha256"] == sha256_file(in_credit_history.landing[0])
-    assert meta["data"]["rows"] == ROWS
+    assert meta["data"]["rows"] == in_credit_history.rows
     assert meta["config_hash"] == config.config_hash()
     assert meta["config"]["model"]["estimator"] == "hist_gradient_boosting"
     assert meta["seed"] == 42
     assert [f["name"] for f in meta["features"]] == [f.name for f in config.features]
     assert meta["libraries"]["scikit-learn"] == sklearn.__version__
     assert meta["python"]
-    assert meta["training"]["train_rows"] + meta["training"]["holdout_rows"] == ROWS
+    assert meta["training"]["train_rows"] + meta["training"]["holdout_rows"] == in_credit_history.rows
 
 
 def test_a_version_records_the_git_commit_of_the_code(in_credit_history):
@@ -289,7 +289,7 @@ def test_validate_warns_about_values_beyond_production_training_data_and_passes(
     assert result["passed"] is True
     assert result["warnings"] == len(messages) >= 7
     assert result["warning_messages"] == messages[:5]
-    assert len(pd.read_parquet(workspace / "validated.parquet")) == ROWS
+    assert len(pd.read_parquet(workspace / "validated.parquet")) == in_credit_history.rows
 
 
 def with_drift(config: PipelineConfig, **changes) -> PipelineConfig:
@@ -325,7 +325,8 @@ def test_a_batch_too_small_to_judge_drift_is_held(in_credit_history, tmp_path):
     assert decision["drift_verdict"] == "insufficient_data"
     assert decision["branch"] == "hold"
     assert decision["reasons"] == [
-        "input drift against production v0002: batch has 800 rows, fewer than drift.min_batch_rows 5000"]
+        f"input drift against production v0002: batch has {in_credit_history.rows} rows, fewer than "
+        "drift.min_batch_rows 5000"]
 
 
 def test_a_critical_feature_alone_decides_a_hold(in_credit_history, tmp_path):
@@ -351,9 +352,10 @@ def old_format(profile: dict) -> dict:
     }
 
 
-def test_a_production_model_from_before_the_profile_format_change_does_not_stop_every_run(
-    credit_config, credit_landed, run_day
-):
+def test_a_production_model_from_before_the_profile_format_change_does_not_stop_every_run(credit_config, run_day):
+    """Days at the simulation's size: the champion/challenger gate must pass for the drift check to
+    decide (at 800 rows the hash holdout's interval is too wide and an equal day 2 is rejected)."""
+    simulate.write_batches(credit_config, DAY1, 2)
     run_day(credit_config, ds(0))
     stored = credit_config.registry_path / "versions/v0001/reference_profile.json"
     stored.write_text(json.dumps(old_format(json.loads(stored.read_text()))))

@@ -263,19 +263,14 @@ def test_a_ceiling_metric_says_at_most(house_config):
     assert result["delta"] is None
 
 
-@pytest.mark.parametrize(("holdout", "window", "method"), [
-    ("auto", 1, "stratified"), ("auto", 3, "hash"), ("hash", 1, "hash"), ("stratified", 3, "stratified")])
-def test_the_holdout_is_hashed_where_rows_recur_from_run_to_run_and_stratified_within_one_batch(
-        credit_clean, credit_config, holdout, window, method):
-    config = with_model(credit_config, holdout=holdout, window_batches=window)
+def test_every_pipeline_holds_out_by_row_hash_unless_it_asks_for_the_stratified_split(credit_clean, credit_config):
+    assert credit_config.model.holdout == "hash"  # the shipped config does not set it: the default
 
-    data = split(credit_clean, config)
+    hashed = split(credit_clean, credit_config)
+    stratified = split(credit_clean, with_model(credit_config, holdout="stratified"))
 
-    assert config.model.holdout_method == method
-    assert data.key == (["customer_id"] if method == "hash" else [])
-    expected = hash_split(credit_clean, config) if method == "hash" else None
-    if expected is not None:
-        assert sorted(data.holdout["customer_id"]) == sorted(expected.holdout["customer_id"])
-    else:  # stratified: the positive share of the holdout is the batch's, to the row
-        share = credit_clean[credit_config.target].mean()
-        assert abs(data.holdout[credit_config.target].mean() - share) < 2 / len(data.holdout)
+    assert hashed.key == ["customer_id"]
+    assert sorted(hashed.holdout["customer_id"]) == sorted(hash_split(credit_clean, credit_config).holdout["customer_id"])
+    assert stratified.key == []  # stratified: the positive share of the holdout is the batch's, to the row
+    share = credit_clean[credit_config.target].mean()
+    assert abs(stratified.holdout[credit_config.target].mean() - share) < 2 / len(stratified.holdout)
