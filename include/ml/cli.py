@@ -332,6 +332,23 @@ def _promotion_line(record: dict | None) -> str:
             f"drift {record['drift_verdict']})")
 
 
+def _estimation_lines(meta: dict) -> list[str]:
+    """What ``models show`` says of a version's calibration (for estimated performance) and its
+    permutation importance, most important feature first."""
+    lines = []
+    if calibration := meta.get("calibration"):
+        lines.append(f"  calibration: {calibration['method']} on {calibration['holdout_rows']} holdout rows; "
+                     f"calibration error (ECE) {_fmt(calibration['ece'])} raw, "
+                     f"{_fmt(calibration['ece_calibrated'])} calibrated (cross-fitted)")
+    if importance := meta.get("importance"):
+        ranked = ", ".join(f"{item['feature']} {item['importance']:+.4f}" for item in importance["features"])
+        lines.append(f"  permutation importance ({importance['metric']} drop, {importance['rows']} holdout rows, "
+                     f"{importance['repeats']} repeats): {ranked or 'none measured'}"
+                     + (f"; not measured in time: {', '.join(importance['unmeasured'])}"
+                        if importance.get("unmeasured") else ""))
+    return lines
+
+
 def cmd_models_show(args: argparse.Namespace) -> int:
     from include.ml.steps import registry_for
 
@@ -348,6 +365,7 @@ def cmd_models_show(args: argparse.Namespace) -> int:
           if meta.get("classes") else []),
         f"  champion: {meta['champion']['version'] or '-'}   reasons: {'; '.join(meta['reasons'])}",
         _promotion_line(meta.get("promotion_record")),
+        *_estimation_lines(meta),
         f"  data: {meta['data']['path']} ({meta['data']['rows']} rows, sha256 {meta['data']['sha256'][:12]})",
         f"  artifact sha256: {meta['artifact']['sha256']}",
         f"  code: {meta['code_version'] or 'unknown'}   python {meta['python']}   "

@@ -418,6 +418,11 @@ class DriftConfig(_Strict):
     )
     drift_share: float = Field(default=0.5, gt=0, le=1, description="dataset drifts when this share of features drift")
     critical_features: list[str] = Field(default_factory=list, description="any of these drifting means drift")
+    critical_top_features: int = Field(
+        default=0, ge=0,
+        description="also critical: the production model's N most important features by permutation importance "
+                    "on its holdout (0: none)",
+    )
 
     @field_validator("thresholds", mode="before")
     @classmethod

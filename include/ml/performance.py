@@ -147,7 +147,8 @@ def group_metric(config: PipelineConfig, rows: pd.DataFrame) -> float | None:
         return None
 
 
-def _judge(config: PipelineConfig, value: float | None, validation: float | None, rows: int) -> tuple[str, list]:
+def judge(config: PipelineConfig, value: float | None, validation: float | None, rows: int) -> tuple[str, list]:
+    """The status and reasons of a metric of ``rows`` rows (realised or estimated): see the module's statuses."""
     better = config.greater_is_better
     floor, drop = config.performance_floor, config.performance.max_drop
 
@@ -170,6 +171,21 @@ def _judge(config: PipelineConfig, value: float | None, validation: float | None
     return ("below_floor" if worse(value, floor) else "below_validation"), reasons
 
 
+def estimate_of_rows(config: PipelineConfig, metadata: dict, rows: pd.DataFrame) -> dict:
+    """The estimated primary metric (:func:`include.ml.estimation.estimated_performance`) of exactly the
+    labelled ``rows``, from their stored probabilities: what the realised value is set beside. Value,
+    lower and upper are None when the version has no calibration or the metric is not estimated."""
+    from include.ml.estimation import estimated_performance
+
+    classes = metadata.get("classes") or []
+    columns = [proba_column(level_label(c)) for c in classes]
+    proba = rows[columns].to_numpy(dtype=float) if classes and set(columns) <= set(rows.columns) else None
+    found = estimated_performance(config, metadata, proba)
+    if found["status"] == "not_estimated":
+        return {"value": None, "lower": None, "upper": None}
+    return {key: found[key] for key in ("value", "lower", "upper")}
+
+
 def measure(config: PipelineConfig, ds: str, run_id: str = "manual") -> dict:
     """Measure realised performance from the labels delivered on ``ds``; append one record per
     (model version, scoring date) to the monitoring history. Returns the run's totals, its records
@@ -184,16 +200,20 @@ def measure(config: PipelineConfig, ds: str, run_id: str = "manual") -> dict:
     for (version, day), rows in groups:
         value = group_metric(config, rows)
         try:
-            validation = registry.metadata(version)["metrics"].get(config.metric)
+            metadata = registry.metadata(version)
         except (OSError, KeyError, ValueError):
-            validation = None
-        status, reasons = _judge(config, value, validation, len(rows))
+            metadata = {}
+        validation = (metadata.get("metrics") or {}).get(config.metric)
+        status, reasons = judge(config, value, validation, len(rows))
+        estimated = estimate_of_rows(config, metadata, rows)
         records.append({
             "pipeline": config.name, "labels_date": ds, "run_id": run_id, "model_version": version,
             "scoring_date": day, "metric": config.metric, "value": value, "rows": len(rows),
             "validation_score": validation, "floor": config.performance_floor,
             "max_drop": config.performance.max_drop, "status": status, "reasons": reasons,
-            "measured_at": measured_at,
+            "measured_at": measured_at, "estimated_value": estimated["value"],
+            "estimated_lower": estimated["lower"], "estimated_upper": estimated["upper"],
+            "estimation_error": None if value is None or estimated["value"] is None else value - estimated["value"],
         })
     if records:
         for record in records:

@@ -233,6 +233,8 @@ class RunWorkspace:
     REFERENCE_PROFILE = "reference_profile.json"
     PREDICTION_PROFILE = "prediction_profile.json"
     DRIFT = "drift.json"  # the full drift report (every feature's numbers)
+    CALIBRATION = "calibration.json"  # the candidate's probabilities calibrated on the holdout (estimation.py)
+    IMPORTANCE = "importance.json"  # the candidate's permutation importance on the holdout (importance.py)
 
     def __init__(self, folder: Path):
         self.folder = Path(folder)

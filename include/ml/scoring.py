@@ -32,7 +32,7 @@ from include.ml.extract import (
     open_listed_delivery,
     parser_message,
 )
-from include.ml.feature_rules import FeatureRules
+from include.ml.feature_rules import FeatureRules, level_label
 
 SUMMARY_FILE = "_summary.json"  # a scoring date's totals, beside its predictions
 REJECTS_SUFFIX = ".rejects.parquet"  # a predictions file's rejected rows, beside it: part-000.rejects.parquet
@@ -289,8 +289,10 @@ def _prediction_scores(config: PipelineConfig, files: list[Path], version: str,
 
 def summarise(config: PipelineConfig, ds: str, summaries: list[dict], run_id: str = "manual") -> dict:
     """Totals over the partitions of a date and prediction drift of each model version against the
-    scores it gave its holdout rows at training. Written to ``_summary.json`` beside the predictions
-    and appended to the pipeline's scoring history (``scoring.jsonl`` in the registry)."""
+    scores it gave its holdout rows at training, and each version's estimated performance
+    (``estimated_performance``, by version: :func:`include.ml.estimation.estimated_performance`). Written to
+    ``_summary.json`` beside the predictions and appended to the pipeline's scoring history
+    (``scoring.jsonl`` in the registry)."""
 
     from include.ml.drift import prediction_drift
     from include.ml.paths import predictions_dir
@@ -327,10 +329,38 @@ def summarise(config: PipelineConfig, ds: str, summaries: list[dict], run_id: st
         order = {"drift": 3, "insufficient_data": 2, "no_reference": 1, "none": 0}
         worst = max(by_version, key=lambda v: order.get(by_version[v]["verdict"], 0))
         total["prediction_drift"] = {**by_version[worst], "by_version": by_version}
+    total["estimated_performance"] = _estimates(config, registry, outputs, total["versions"])
     total["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     storage.write_json(predictions_dir(config, ds) / SUMMARY_FILE, total)
     storage.append_jsonl(config.registry_layout.scoring_history, total)
     return total
+
+
+def version_probabilities(files: list[Path], version: str, classes: list) -> np.ndarray:
+    """The ``proba_<class>`` columns (in ``classes`` order) of the rows of ``files`` that ``version`` scored."""
+    columns = [proba_column(level_label(c)) for c in classes]
+    found = []
+    for path in files:
+        names = pq.read_schema(path).names
+        if not set(columns) <= set(names) or "model_version" not in names:
+            continue
+        frame = pq.read_table(path, columns=[*columns, "model_version"]).to_pandas()
+        found.append(frame.loc[frame.pop("model_version").astype(str).to_numpy() == version, columns]
+                     .to_numpy(dtype=float))
+    return np.concatenate(found) if found else np.empty((0, len(columns)))
+
+
+def _estimates(config: PipelineConfig, registry, files: list[Path], versions: list[str]) -> dict:
+    """Each version's estimated performance on the rows it scored (:mod:`include.ml.estimation`)."""
+    from include.ml.estimation import estimated_performance
+
+    found = {}
+    for version in versions:
+        metadata = registry.metadata(version)
+        classes = metadata.get("classes") or []
+        proba = version_probabilities(files, version, classes) if classes else None
+        found[version] = {"model_version": version, **estimated_performance(config, metadata, proba)}
+    return found
 
 
 def history(config: PipelineConfig) -> list[dict]:

@@ -20,7 +20,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 
 from include.ml import paths, signing, storage
-from include.ml.config import FeatureSpec, PipelineConfig
+from include.ml.config import DriftConfig, FeatureSpec, PipelineConfig
 from include.ml.errors import ArtifactIntegrityError, BatchValidationError
 from include.ml.presentation import number
 from include.ml.records import (
@@ -247,6 +247,19 @@ def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         window_skipped=window.skipped, holdout_key=data.key)).to_dict()
 
 
+def describe_candidate(config: PipelineConfig, ws: RunWorkspace, model, holdout, names: list[str]) -> None:
+    """Write what the registry keeps of the candidate besides its metrics: the calibration of its
+    probabilities on the holdout (classifiers, :mod:`include.ml.estimation`) and its permutation
+    importance there (:mod:`include.ml.importance`)."""
+    from include.ml.estimation import fit_calibration
+    from include.ml.importance import permutation_importance
+
+    if config.task == "classification":
+        ws.write_json(ws.CALIBRATION, fit_calibration(holdout[config.target].to_numpy(),
+                                                      model.predict_proba(holdout[names]), list(model.classes_)))
+    ws.write_json(ws.IMPORTANCE, permutation_importance(model, holdout, config, names))
+
+
 def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     """Measure the candidate and the production model (the champion) on the same holdout rows, and
     apply the quality gates; write :class:`EvaluationRecord`."""
@@ -261,6 +274,7 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     names = [f.name for f in specs]
     candidate_model = _load_candidate(verified_candidate(config, ws))  # signature checked first
     candidate = holdout_metrics(candidate_model, holdout, config, names)
+    describe_candidate(config, ws, candidate_model, holdout, names)  # calibration and importance
     registry = registry_for(config)
     champion_version = registry.production()
     champion, champion_note, interval = None, None, None
@@ -296,6 +310,17 @@ def evaluate(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         leakage=leakage)).to_dict()
 
 
+def critical_settings(config: PipelineConfig, production: str) -> DriftConfig:
+    """The drift settings with ``drift.critical_top_features`` applied: the production version's most
+    important features (its stored permutation importance) added to ``drift.critical_features``."""
+    from include.ml.importance import top_features
+
+    count = config.drift.critical_top_features
+    top = top_features(registry_for(config).metadata(production).get("importance"), count) if count else []
+    extra = [name for name in top if name not in config.drift.critical_features]
+    return config.drift.model_copy(update={"critical_features": [*config.drift.critical_features, *extra]})
+
+
 def _no_reference(reason: str) -> dict:
     return {"verdict": "no_reference", "reasons": [reason], "drifted_features": [], "severe_features": [],
             "worst": []}
@@ -323,7 +348,8 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         except PipelineError as error:  # a profile from an older release: hold, a person decides
             drift = _no_reference(f"cannot compare with production {production}: {error}")
         else:
-            report = drift_report(profile, pd.read_parquet(ws.path(ws.VALIDATED)), config.drift)
+            report = drift_report(profile, pd.read_parquet(ws.path(ws.VALIDATED)),
+                                  critical_settings(config, production))
             report.reference_version = production
             ws.write_json(ws.DRIFT, report.to_dict())
             drift = report.summary()
@@ -406,6 +432,7 @@ def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, r
         "code_version_source": "dag_bundle" if bundle_version else "git",
         "python": platform.python_version(), "libraries": _library_versions(),
         "prediction_profile": ws.read_json_or_none(ws.PREDICTION_PROFILE),
+        "calibration": ws.read_json_or_none(ws.CALIBRATION), "importance": ws.read_json_or_none(ws.IMPORTANCE),
         **class_metadata(_load_candidate(payload), config),  # classes, positive_label
     }
     return registry_for(config).register(payload, metadata, ws.read_json(ws.REFERENCE_PROFILE))

@@ -94,11 +94,11 @@ def test_a_small_drop_below_validation_beyond_the_margin_alerts_and_too_few_rows
     strict = config.model_copy(update={"performance": config.performance.model_copy(
         update={"floor": 0.0, "max_drop": 0.0})})
     tight = honest["value"] - 1e-9  # pretend validation promised just above what was realised
-    status, reasons = performance._judge(strict, honest["value"], tight + 0.01, honest["rows"])
+    status, reasons = performance.judge(strict, honest["value"], tight + 0.01, honest["rows"])
     assert status == "below_validation" and "by more than 0" in reasons[0]
-    assert performance._judge(strict, honest["value"], tight, honest["rows"])[0] == "ok"
+    assert performance.judge(strict, honest["value"], tight, honest["rows"])[0] == "ok"
     few = config.model_copy(update={"performance": config.performance.model_copy(update={"min_rows": 10_000})})
-    status, reasons = performance._judge(few, 0.1, 0.9, honest["rows"])
+    status, reasons = performance.judge(few, 0.1, 0.9, honest["rows"])
     assert status == "too_few_rows" and "fewer than performance.min_rows 10000" in reasons[0]
 
 
