@@ -1,7 +1,8 @@
 """
 ### ML training pipeline (one DAG per config in `include/pipelines/`)
 
-Daily: read the batch of the logical date from the landing folder, validate it, train a
+Daily: wait for the batch of the logical date to land (deferred, up to `airflow.batch_wait_minutes`;
+then a "batch late" alert), read it from the landing folder, validate it, train a
 candidate, score it against the production model on the same holdout, check the batch for drift
 against the production model's training data, then **promote**, **hold** (drift: registered,
 not promoted, a person decides) or **reject** (a quality gate failed), and report.
@@ -27,9 +28,10 @@ from airflow.sdk import DAG, dag, get_current_context, task
 
 from include.airflow_alerts import OutcomeEmail
 from include.airflow_assets import PRODUCTION_CHANGE, event_extra, production_asset
+from include.airflow_batch_wait import WAIT_TASK, BatchSensor, batch_wait_params, logical_day
 from include.airflow_tasks import dag_args, fail_without_retry
 from include.ml import steps
-from include.ml.config import PipelineConfig, load_each
+from include.ml.config import PipelineConfig, SourceConfig, load_each
 
 
 def _run(step: str, config: PipelineConfig, branch: str | None = None) -> dict:
@@ -41,18 +43,8 @@ def _run(step: str, config: PipelineConfig, branch: str | None = None) -> dict:
     bundle = getattr(context["ti"], "bundle_instance", None)  # a versioned bundle pins the code
     workspace = paths.workspace_dir(config.name, context["run_id"])
     with fail_without_retry():
-        return steps.run_step(step, config, workspace, context["run_id"], _ds(context), branch=branch,
+        return steps.run_step(step, config, workspace, context["run_id"], logical_day(context), branch=branch,
                               bundle_version=getattr(bundle, "version", None))
-
-
-def _ds(context) -> str:
-    """The logical date as YYYY-MM-DD; a run triggered without one cannot pick a batch."""
-    from airflow.sdk.exceptions import AirflowFailException
-
-    if not context.get("ds"):
-        raise AirflowFailException("this run has no logical date, so no batch can be chosen: trigger it with a "
-                                   "logical date (the date of the batch to train on)")
-    return context["ds"]
 
 
 def build_training_dag(config: PipelineConfig) -> DAG:
@@ -65,6 +57,7 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         dag_id=config.dag_id,
         description=config.description or f"Train, check and promote the {config.name} model.",
         schedule=settings.schedule,
+        params=batch_wait_params(config) if isinstance(config.source, SourceConfig) else {},
         **dag_args(config, "training",
                    f"{__doc__}\n#### This pipeline: `{config.name}`\n\n{config.description}\n\n"
                    f"{config.task} of `{config.target}` with `{config.model.estimator}`; "
@@ -119,7 +112,10 @@ def build_training_dag(config: PipelineConfig) -> DAG:
             emit_training_metrics(config.name, summary)  # gauges and the branch's counter (StatsD when on)
             return summary
 
-        branch = drift_check(evaluate(train(validate(extract()))))
+        extracted = extract()
+        if isinstance(config.source, SourceConfig):  # a landing file: wait for it, deferred (no worker slot)
+            BatchSensor(task_id=WAIT_TASK, config=config) >> extracted
+        branch = drift_check(evaluate(train(validate(extracted))))
         outcomes = [conclude(name) for name in steps.BRANCHES]
         branch >> outcomes
         outcomes >> report()

@@ -33,18 +33,20 @@ class _EmailCallback:
         email = self.render(context)
         if email is None:
             return
+        to = ", ".join(self.recipients)
+        # The alert's whole text goes to the task log whatever the mail server does: the log is its copy.
+        log.info("alert for %s:\nSubject: %s\n%s", to, email.subject, _plain_text(email.html))
         notifier = SmtpNotifier(to=self.recipients, from_email=self.from_email,
                                 subject=email.subject, html_content=email.html)
         try:
             # notify() rather than __call__: the text is final, it must not go through Jinja again.
             notifier.notify(context)
         except Exception as error:  # the mail server must not decide the run's state
-            # The alert is not lost: its whole content goes to the task log instead.
-            log.error("alert email NOT delivered to %s (%s: %s); the alert follows.\nSubject: %s\n%s",
-                      ", ".join(self.recipients), type(error).__name__, error, email.subject,
-                      _plain_text(email.html))
+            log.warning("alert email NOT delivered to %s (%s: %s). Subject: %s. Its text is logged above; check "
+                        "the smtp_default connection (make airflow starts a local mail server)",
+                        to, type(error).__name__, error, email.subject)
             return
-        log.info("alert email sent to %s: %s", ", ".join(self.recipients), email.subject)
+        log.info("alert email sent to %s: %s", to, email.subject)
 
 
 def _plain_text(markup: str) -> str:
@@ -78,6 +80,8 @@ class TaskFailureEmail(_EmailCallback):
     """``on_failure_callback`` of every task: names DAG, task, run, date and the error."""
 
     def render(self, context: dict[str, Any]) -> alerts.Email:
+        from airflow.sdk.exceptions import AirflowSensorTimeout
+
         from include.ml.errors import ArtifactIntegrityError
         from include.ml.scoring import TooManyRejectsError
 
@@ -88,7 +92,8 @@ class TaskFailureEmail(_EmailCallback):
             return isinstance(exception, kind) or isinstance(getattr(exception, "__cause__", None), kind)
 
         event = ("artifact_tampered" if caused_by(ArtifactIntegrityError)
-                 else "scoring_rejects" if caused_by(TooManyRejectsError) else "task_failed")
+                 else "scoring_rejects" if caused_by(TooManyRejectsError)
+                 else "batch_late" if isinstance(exception, AirflowSensorTimeout) else "task_failed")
         return alerts.task_failure_email(
             self.pipeline, ti.dag_id, ti.task_id, _run_id(context), context.get("ds"),
             error=f"{type(exception).__name__}: {exception}" if exception is not None

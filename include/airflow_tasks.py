@@ -55,14 +55,15 @@ def default_args(config: PipelineConfig, record_failures: bool = False) -> dict:
 
 
 def dag_args(config: PipelineConfig, kind: str, doc_md: str) -> dict:
-    """The ``@dag`` arguments every pipeline DAG of ``config`` shares: start date, no catch-up, one
-    active run, tags (``ml``, ``kind``, the task and the config's), docs, task defaults and the
-    run-failure email."""
+    """The ``@dag`` arguments every pipeline DAG of ``config`` shares: start date, no catch-up,
+    ``airflow.max_active_runs`` runs at once (so a run waiting for a late batch blocks neither the next
+    date nor a person's run), tags (``ml``, ``kind``, the task and the config's), docs, task defaults and
+    the run-failure email."""
     settings = config.airflow
     return {
         "start_date": dt.datetime.combine(settings.start_date, dt.time(), tzinfo=dt.UTC),
         "catchup": False,
-        "max_active_runs": 1,
+        "max_active_runs": settings.max_active_runs,
         "tags": ["ml", kind, config.task, *settings.tags],
         "doc_md": doc_md,
         "default_args": default_args(config, record_failures=kind == "training"),

@@ -66,6 +66,12 @@ EVENTS: dict[str, tuple[str, str, str]] = {
         "Open the task log, fix the cause named below, then clear the task to rerun it. "
         "Production is unchanged by a failed run.",
     ),
+    "batch_late": (
+        "BATCH LATE",
+        "alert-batch-late",
+        "The batch of this date did not land in time, so nothing was trained and production is unchanged. Ask "
+        "the upstream owner when it comes; once the file is in the landing folder, clear the task (see the runbook).",
+    ),
     "run_failed": (
         "FAILED run",
         "alert-run-failed",
@@ -155,7 +161,8 @@ def task_failure_email(pipeline: str, dag_id: str, task_id: str, run_id: str, ds
                        error: str, try_number: int | None = None, log_url: str | None = None,
                        event: str = "task_failed") -> Email:
     """Email for a task that failed (after its retries, or at once for bad input); ``event`` is
-    ``artifact_tampered`` when a model file failed its sha256 check."""
+    ``artifact_tampered`` when a model file failed its sha256 check, ``batch_late`` when the wait for
+    the batch ran out."""
     subject = f"[ml:{pipeline}] {EVENTS[event][0]} {task_id} in {dag_id} ({ds or run_id})"
     facts = [("pipeline", pipeline), ("DAG", dag_id), ("task", task_id), ("run", run_id),
              ("logical date", ds), ("try", try_number), ("log", log_url)]

@@ -45,7 +45,9 @@ def test_training_dag_is_set_up_for_unattended_daily_runs(dagbag, dag_id):
     dag = dagbag.dags[dag_id]
     assert dag.tags and "ml" in dag.tags
     assert dag.catchup is False
-    assert dag.max_active_runs == 1
+    # a run waiting for its late batch must leave room for the next date's and a person's run
+    assert dag.max_active_runs == next(c for c in load_all() if c.dag_id == dag_id).airflow.max_active_runs >= 3
+    assert dag.get_task("wait_for_batch").deferrable, "the wait for a batch must hold no worker slot"
     assert dag.doc_md and "promote" in dag.doc_md
     assert dag.on_failure_callback, "the DAG must email when a run fails"
     for task in dag.tasks:
@@ -96,7 +98,8 @@ def test_drift_check_branches_to_promote_hold_or_reject_and_report_survives_skip
     dag = dagbag.dags[dag_id]
     # the DAG's tasks are the library's steps in the library's order, the branch step fanned out
     before, after = STEPS[:STEPS.index(BRANCH_STEP)], STEPS[STEPS.index(BRANCH_STEP) + 1:]
-    assert set(dag.task_ids) == {*before, *BRANCHES, *after}
+    assert set(dag.task_ids) == {"wait_for_batch", *before, *BRANCHES, *after}
+    assert dag.get_task(before[0]).upstream_task_ids == {"wait_for_batch"}  # the batch is there before extract
     for upstream, downstream in itertools.pairwise(before):
         assert dag.get_task(downstream).upstream_task_ids == {upstream}
     branch = dag.get_task(before[-1])

@@ -268,6 +268,10 @@ def test_with_the_mail_server_down_the_outcome_is_recorded_the_alert_logged_and_
                "hold": f"[ml:credit_default] HOLD (drift): {version} not promoted"}[branch]
     assert "alert email NOT delivered to ml-oncall@example.com (ConnectionRefusedError" in logged
     assert f"Subject: {subject}" in logged
+    refused = [r for r in caplog.records if r.getMessage().startswith("alert email NOT delivered")]
+    assert refused and all(r.levelname == "WARNING" and subject in r.getMessage() for r in refused)
+    summary_line = next(r for r in caplog.records if r.getMessage().startswith("alert for ml-oncall@example.com"))
+    assert summary_line.levelname == "INFO" and f"{summary['score']:.4f}" in summary_line.getMessage()
     assert f"{summary['score']:.4f}" in logged and dag_run.run_id in logged  # the alert's text, not only its title
 
     # a bad batch with the mail server down: the run fails for the pipeline's reason, the alerts are logged
