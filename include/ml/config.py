@@ -277,21 +277,24 @@ class ModelConfig(_Strict):
         description="how many delivered batches the candidate trains on: the run's own and the most recent earlier "
                     "ones (each as validated when it arrived); drift is still judged on the run's own batch",
     )
-    holdout: Literal["auto", "hash", "stratified"] = Field(
-        default="auto",
+    holdout: Literal["hash", "stratified"] = Field(
+        default="hash",
         description="how the holdout rows are chosen: 'hash' (a row is in the holdout when a stable hash of its id "
                     "columns, or of its content without id columns, falls below test_size, so it is held out for "
-                    "every model or for none), 'stratified' (a seeded random split stratified by the target: rows "
-                    "of one batch no earlier model saw), 'auto' (hash when window_batches is above 1, where rows "
-                    "recur from run to run, else stratified)",
+                    "every model or for none and champion and candidate are compared on rows neither trained on), "
+                    "'stratified' (a seeded random split of the run's rows stratified by the target: only where "
+                    "no row is delivered twice and window_batches is 1, and a rare class needs its exact share of "
+                    "a small holdout; see docs/gates.md)",
     )
 
-    @property
-    def holdout_method(self) -> str:
-        """``hash`` or ``stratified``: :attr:`holdout` with ``auto`` resolved."""
-        if self.holdout != "auto":
-            return self.holdout
-        return "hash" if self.window_batches > 1 else "stratified"
+    @model_validator(mode="after")
+    def _stratified_within_one_batch(self) -> ModelConfig:
+        if self.holdout == "stratified" and self.window_batches > 1:
+            raise ValueError(
+                f"model.holdout 'stratified' with model.window_batches {self.window_batches}: each run would hold "
+                "out rows the champion trained on (earlier batches recur in the window), inflating its score; "
+                "use model.holdout 'hash' (the default) with a window")
+        return self
 
     @field_validator("estimator", mode="before")
     @classmethod
@@ -415,6 +418,11 @@ class DriftConfig(_Strict):
     )
     drift_share: float = Field(default=0.5, gt=0, le=1, description="dataset drifts when this share of features drift")
     critical_features: list[str] = Field(default_factory=list, description="any of these drifting means drift")
+    critical_top_features: int = Field(
+        default=0, ge=0,
+        description="also critical: the production model's N most important features by permutation importance "
+                    "on its holdout (0: none)",
+    )
 
     @field_validator("thresholds", mode="before")
     @classmethod
@@ -732,7 +740,7 @@ class PipelineConfig(_Strict):
         decided = self.model_dump(mode="json", include=fields)
         if self.model.window_batches == 1:  # only when changed: configs without it keep their hash
             decided["model"].pop("window_batches")
-        if self.model.holdout == "auto":
+        if self.model.holdout == "stratified":  # every config's split before the field: those keep their hash
             decided["model"].pop("holdout")
         canonical = json.dumps(decided, sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()
