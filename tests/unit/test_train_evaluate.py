@@ -270,7 +270,8 @@ def test_every_pipeline_holds_out_by_row_hash_unless_it_asks_for_the_stratified_
     stratified = split(credit_clean, with_model(credit_config, holdout="stratified"))
 
     assert hashed.key == ["customer_id"]
-    assert sorted(hashed.holdout["customer_id"]) == sorted(hash_split(credit_clean, credit_config).holdout["customer_id"])
+    expected = hash_split(credit_clean, credit_config).holdout["customer_id"]
+    assert sorted(hashed.holdout["customer_id"]) == sorted(expected)
     assert stratified.key == []  # stratified: the positive share of the holdout is the batch's, to the row
     share = credit_clean[credit_config.target].mean()
     assert abs(stratified.holdout[credit_config.target].mean() - share) < 2 / len(stratified.holdout)
