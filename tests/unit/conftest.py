@@ -89,9 +89,9 @@ def run_day():
 @dataclass(frozen=True)
 class CreditHistory:
     """Three scheduled runs of credit_default at its simulation's ``rows_per_day``: two normal days,
-    then a drifted one. At that size the hash holdout (about 900 rows, 110 defaults) decides day 2
-    with a 90% interval about 0.05 wide; at 800 rows (about 235, 30 defaults) it was about 0.13
-    wide and an equal candidate was rejected as often as promoted."""
+    then a drifted one. At that size day 2's hash holdout (912 rows, 110 defaults) decides with a
+    90% interval 0.05 wide; at 800 rows (235 rows, 29 defaults) it was 0.18 wide and day 2's
+    candidate, drawn from the same distribution, was rejected as too uncertain to promote."""
 
     home: Path
     config: PipelineConfig
