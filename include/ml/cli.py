@@ -102,7 +102,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 def cmd_config_check(args: argparse.Namespace) -> int:
     from include.ml import config as config_module
-    from include.ml.fitting import build_estimator
+    from include.ml.user_code import check_model
 
     if args.pipeline:
         configs = [get_pipeline(n) for n in args.pipeline]
@@ -111,8 +111,8 @@ def cmd_config_check(args: argparse.Namespace) -> int:
         if errors:
             raise config_module.ConfigError("\n".join(str(error) for error in errors))
     for config in configs:
-        build_estimator(config)  # model.params checked by scikit-learn itself
-    data = {c.name: {"task": c.task, "target": c.target, "estimator": c.model.estimator, "metric": c.metric,
+        check_model(config)  # the model code imported and called, model.params checked against it
+    data = {c.name: {"task": c.task, "target": c.target, "estimator": c.model.described, "metric": c.metric,
                      "dag_id": c.dag_id, "registry": str(c.registry_path),
                      "warnings": config_module.setting_warnings(c)} for c in configs}
     _emit(args, data, "\n".join(
@@ -290,6 +290,10 @@ def cmd_score(args: argparse.Namespace) -> int:
     if version is None:
         raise PipelineError(f"pipeline {config.name!r} has no production model yet; pass --version")
     model = registry.load(version)  # sha256 checked
+    from include.ml.user_code import code_changes
+
+    for change in code_changes(registry.metadata(version)):
+        print(f"warning: {version}: {change}", file=sys.stderr)
     features = [FeatureSpec.model_validate(f) for f in registry.metadata(version)["features"]]
     summary = score_file(model, version, config, features, Path(args.input), Path(args.output),
                          chunk_rows=args.chunk_rows or config.scoring.chunk_rows,
@@ -356,6 +360,9 @@ def cmd_models_show(args: argparse.Namespace) -> int:
     registry = registry_for(config)
     meta = registry.metadata(args.version)
     meta["is_production"] = registry.production() == args.version
+    from include.ml.user_code import code_changes
+
+    meta["code_changes"] = code_changes(meta)
     text = "\n".join([
         f"{args.version} of {config.name} ({'production' if meta['is_production'] else meta['decision']})",
         f"  logical date: {meta['logical_date']}   run: {meta['run_id']}",
@@ -370,9 +377,18 @@ def cmd_models_show(args: argparse.Namespace) -> int:
         f"  artifact sha256: {meta['artifact']['sha256']}",
         f"  code: {meta['code_version'] or 'unknown'}   python {meta['python']}   "
         + ", ".join(f"{k} {v}" for k, v in meta["libraries"].items()),
+        *_model_code_lines(meta),
     ])
     _emit(args, meta, text)
     return 0
+
+
+def _model_code_lines(meta: dict) -> list[str]:
+    """The model code a version records, and a warning per module changed since."""
+    code = meta.get("model_code") or {}
+    lines = [f"  {key}: {code[key]['path']}:{code[key]['function']} (sha256 {code[key]['sha256'][:12]})"
+             for key in ("factory", "feature_code") if code.get(key)]
+    return lines + [f"  warning: {change}" for change in meta["code_changes"]]
 
 
 def cmd_models_verify(args: argparse.Namespace) -> int:

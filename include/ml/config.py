@@ -31,6 +31,7 @@ from pydantic_core import PydanticCustomError
 from include.ml.errors import ConfigError
 from include.ml.estimators import ESTIMATORS, TASKS, estimator_names
 from include.ml.paths import PIPELINES_DIR, format_of, resolve
+from include.ml.user_code import IMPORT_PATH_PATTERN, REFERENCE_PATTERN, CodeReference, check_source, code_hashes
 
 # task -> metric -> greater is better; the order is the order the schema and docs list them in
 METRICS: dict[str, dict[str, bool]] = {
@@ -243,7 +244,12 @@ class ValidationRules(_Strict):
 
 def _estimator_description(task: str) -> str:
     choices = ", ".join(f"{spec.name} ({spec.import_path})" for spec in ESTIMATORS[task].values())
-    return f"the scikit-learn estimator: {choices}"
+    return (f"the scikit-learn estimator: {choices}, or the import path of any scikit-learn-compatible class "
+            "(fit and predict" + (", and predict_proba" if task == "classification" else "") + "); exactly one of "
+            "estimator and factory")
+
+
+ImportPath = Annotated[str, Field(pattern=IMPORT_PATH_PATTERN)]  # package.module.Class
 
 
 def _metric_description(task: str) -> str:
@@ -262,10 +268,31 @@ class ModelConfig(_Strict):
 
     task: ClassVar[str]
 
-    estimator: str = Field(description="the scikit-learn estimator, one of the task's (see the estimators table)")
+    estimator: str | None = Field(
+        default=None, description="the scikit-learn estimator: one of the task's aliases (see the estimators table) "
+                                  "or an import path")
     params: dict[str, Any] = Field(
         default_factory=dict,
-        description="keyword arguments for the estimator, over this project's defaults (checked by scikit-learn)",
+        description="keyword arguments for the estimator (over this project's defaults; checked against the class's "
+                    "own parameters by `config check`), or for the model.factory function",
+    )
+    factory: str | None = Field(
+        default=None, json_schema_extra={"pattern": REFERENCE_PATTERN},
+        description="instead of estimator: include/<folder>/<module>.py:<function>, a function of the bundle "
+                    "returning an unfitted estimator or a whole scikit-learn Pipeline; called with model.params as "
+                    "keyword arguments (and seed=model.seed when it takes seed). See docs/notebook-to-pipeline.md",
+    )
+    feature_code: str | None = Field(
+        default=None, json_schema_extra={"pattern": REFERENCE_PATTERN},
+        description="include/<folder>/<module>.py:<function>, a function of the bundle taking the feature columns "
+                    "(a DataFrame) and returning a DataFrame (derived columns, cleaning); saved inside the model, "
+                    "so training and scoring run it alike. New numeric columns are numeric features, other new "
+                    "columns categorical",
+    )
+    standard_preprocessing: bool = Field(
+        default=True,
+        description="put the standard preprocessing (impute, scale, one-hot, by feature type) between feature_code "
+                    "and the estimator; false when model.factory returns a Pipeline with its own",
     )
     test_size: float = Field(
         default=0.25, gt=0, lt=1,
@@ -299,24 +326,46 @@ class ModelConfig(_Strict):
     @field_validator("estimator", mode="before")
     @classmethod
     def _offered_for_task(cls, value: Any) -> Any:
-        if not hasattr(cls, "task"):  # the base class, not validated on its own
+        if not hasattr(cls, "task") or value is None:  # the base class, not validated on its own
             return value
-        if value not in ESTIMATORS[cls.task]:
+        if value not in ESTIMATORS[cls.task] and not (isinstance(value, str) and re.fullmatch(IMPORT_PATH_PATTERN,
+                                                                                               value)):
             choices = sorted(ESTIMATORS[cls.task])
             raise PydanticCustomError(
                 "estimator_for_task",
-                f"model.estimator {value!r} is not available for task {cls.task!r}; choose one of {choices}",
+                f"model.estimator {value!r} is not available for task {cls.task!r}; choose one of {choices} or "
+                "write the import path of a scikit-learn-compatible class, e.g. sklearn.ensemble.ExtraTreesRegressor",
                 {"estimator": value, "task": cls.task, "choices": choices},
             )
         return value
+
+    @field_validator("factory", "feature_code")
+    @classmethod
+    def _code_in_bundle(cls, value: str | None) -> str | None:
+        """Checked as source only (no import: DAG files parse this); `config check` imports and calls it."""
+        if value is not None:
+            check_source(CodeReference.parse(value))
+        return value
+
+    @model_validator(mode="after")
+    def _one_model(self) -> ModelConfig:
+        if (self.estimator is None) == (self.factory is None):
+            raise ValueError("set exactly one of model.estimator (a class) and model.factory (a function of the "
+                             "bundle that returns the model)")
+        return self
+
+    @property
+    def described(self) -> str:
+        """What builds the model, as the config names it: the estimator or the factory."""
+        return self.estimator or self.factory or ""
 
 
 class ClassificationModel(ModelConfig):
     """The estimator of a classification pipeline and how it is fitted."""
 
     task: ClassVar[str] = "classification"
-    estimator: Literal[estimator_names("classification")] = Field(  # type: ignore[valid-type]
-        description=_estimator_description("classification")
+    estimator: Literal[estimator_names("classification")] | ImportPath | None = Field(  # type: ignore[valid-type]
+        default=None, description=_estimator_description("classification")
     )
 
 
@@ -324,8 +373,8 @@ class RegressionModel(ModelConfig):
     """The estimator of a regression pipeline and how it is fitted."""
 
     task: ClassVar[str] = "regression"
-    estimator: Literal[estimator_names("regression")] = Field(  # type: ignore[valid-type]
-        description=_estimator_description("regression")
+    estimator: Literal[estimator_names("regression")] | ImportPath | None = Field(  # type: ignore[valid-type]
+        default=None, description=_estimator_description("regression")
     )
 
 
@@ -495,7 +544,8 @@ class AlertConfig(_Strict):
 class SimulationConfig(_Strict):
     """The embedded data generator that `python -m include.ml simulate` lands batches from (demo and tests)."""
 
-    generator: Literal["credit_default", "house_prices", "digits"] = Field(description="which built-in generator")
+    generator: Literal["credit_default", "house_prices", "digits", "diabetes"] = Field(
+        description="which built-in generator")
     rows_per_day: int = Field(default=2000, ge=10, description="rows of a training batch")
     seed: int = Field(default=7, description="seeds the generator; a day's batch is the same on every run")
     drift_from: dt.date | None = Field(default=None, description="from this date on, the generated data drifts")
@@ -740,6 +790,13 @@ class PipelineConfig(_Strict):
         decided = self.model_dump(mode="json", include=fields)
         if self.model.window_batches == 1:  # only when changed: configs without it keep their hash
             decided["model"].pop("window_batches")
+        for key in ("estimator", "factory", "feature_code"):  # unset: configs without them keep their hash
+            if decided["model"][key] is None:
+                decided["model"].pop(key)
+        if self.model.standard_preprocessing:
+            decided["model"].pop("standard_preprocessing")
+        if self.model.factory or self.model.feature_code:  # new model code is a new model
+            decided["model_code"] = code_hashes(self.model)
         if self.model.holdout == "stratified":  # every config's split before the field: those keep their hash
             decided["model"].pop("holdout")
         canonical = json.dumps(decided, sort_keys=True)

@@ -11,6 +11,11 @@ class ConfigError(PipelineError):
     """A pipeline config file is missing, malformed, or has unknown keys or wrong types."""
 
 
+class ModelCodeError(ConfigError):
+    """Model code a config names (``model.estimator`` by import path, ``model.factory``,
+    ``model.feature_code``) is missing, outside the bundle, not an estimator, or returns the wrong thing."""
+
+
 class InputDataError(PipelineError):
     """A batch cannot be used as given: retrying will not help, the data must change.
 

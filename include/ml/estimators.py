@@ -1,5 +1,6 @@
 """The estimators a pipeline config may name, per task: the one table the config validates against
-and fitting builds from.
+and fitting builds from. Besides these short names (aliases), ``model.estimator`` may be the import
+path of any scikit-learn-compatible class (:func:`resolve_estimator`).
 
 Cheap to import (no scikit-learn): the config checks ``model.estimator`` against it while DAG files
 parse, so an entry holds the class's import path, and :meth:`EstimatorSpec.build` imports the class
@@ -23,7 +24,7 @@ class EstimatorSpec:
     name: str
     import_path: str
     defaults: Mapping[str, Any] = field(default_factory=dict)
-    seeded: bool = False
+    seeded: bool | None = False  # None: an import path, seeded when the class takes random_state
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "defaults", MappingProxyType(dict(self.defaults)))
@@ -75,6 +76,19 @@ TASKS: tuple[str, ...] = tuple(ESTIMATORS)
 def estimator_names(task: str) -> tuple[str, ...]:
     """The estimator names a ``task`` pipeline may use, in registry order."""
     return tuple(ESTIMATORS[task])
+
+
+def is_import_path(name: str) -> bool:
+    """Whether ``name`` is an import path (``package.module.Class``) rather than an alias."""
+    return "." in name
+
+
+def resolve_estimator(task: str, name: str) -> EstimatorSpec:
+    """The alias ``name`` of ``task``, or a spec of the class at import path ``name`` (no defaults,
+    seeded when it takes ``random_state``); nothing is imported."""
+    if is_import_path(name):
+        return EstimatorSpec(name, name, seeded=None)
+    return estimator_spec(task, name)
 
 
 def estimator_spec(task: str, name: str) -> EstimatorSpec:

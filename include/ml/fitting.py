@@ -15,28 +15,55 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from include.ml.config import FeatureSpec, PipelineConfig
 from include.ml.errors import ConfigError, HoldoutSplitError
-from include.ml.estimators import estimator_spec
+from include.ml.user_code import build_model
 
 
 def build_estimator(config: PipelineConfig):
-    """The configured estimator from the registry (:mod:`include.ml.estimators`): its defaults, the
-    config's seed where it takes one, and ``model.params`` over both."""
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    spec = estimator_spec(config.task, config.model.estimator)
-    try:
-        estimator = spec.build(config.model.params, seed=config.model.seed)
-        estimator._validate_params()  # sklearn checks values at fit; check them now, with the config's name
-    except (TypeError, InvalidParameterError) as exc:
-        raise ConfigError(
-            f"pipeline {config.name!r}: model.params do not fit {config.model.estimator}: {exc}. "
-            f"Fix include/pipelines/{config.name}.yaml"
-        ) from None
-    return estimator
+    """The configured model, unfitted (:func:`include.ml.user_code.build_model`): an alias of the
+    registry (:mod:`include.ml.estimators`) with its defaults, a class by import path, or what
+    ``model.factory`` returns; the config's seed where it takes one, ``model.params`` checked."""
+    return build_model(config)
 
 
-def build_pipeline(config: PipelineConfig, features: list[FeatureSpec]) -> Pipeline:
-    """The preprocessing of each feature type, then the estimator: numeric features imputed with the
+def build_pipeline(config: PipelineConfig, features: list[FeatureSpec], sample: pd.DataFrame | None = None
+                   ) -> Pipeline:
+    """``model.feature_code`` (when set, as :class:`~include.ml.transformers.FeatureCode`), the standard
+    preprocessing (unless ``model.standard_preprocessing`` is false), then the model. With feature
+    code, ``sample`` (feature columns of training rows) tells which columns it gives
+    (:func:`derived_features`)."""
+    from include.ml.transformers import FeatureCode
+
+    steps: list[tuple] = []
+    if config.model.feature_code:
+        code = FeatureCode.named(config.model.feature_code)
+        steps.append(("features", code))
+        if sample is None:
+            raise ValueError("build_pipeline needs sample rows when the config has model.feature_code")
+        features = derived_features(features, code.fit(sample).transform(sample.head(500)))
+    if config.model.standard_preprocessing:
+        steps.append(("preprocess", preprocessing(features)))
+    return Pipeline([*steps, ("model", build_estimator(config))])
+
+
+def derived_features(features: list[FeatureSpec], frame: pd.DataFrame) -> list[FeatureSpec]:
+    """The features the standard preprocessing sees after feature code gave ``frame``: the declared
+    ones it kept (their types), then each new column, numeric if its dtype is a number, boolean if
+    bool, datetime if a datetime, else categorical."""
+    declared = {f.name: f for f in features}
+    derived = []
+    for name in frame.columns:
+        if name in declared:
+            derived.append(declared[name])
+            continue
+        column = frame[name]
+        kind = ("boolean" if pd.api.types.is_bool_dtype(column) else "numeric" if pd.api.types.is_numeric_dtype(
+            column) else "datetime" if pd.api.types.is_datetime64_any_dtype(column) else "categorical")
+        derived.append(FeatureSpec(name=str(name), type=kind))
+    return derived
+
+
+def preprocessing(features: list[FeatureSpec]) -> ColumnTransformer:
+    """The preprocessing of each feature type: numeric features imputed with the
     median and scaled; categorical ones imputed as a level and one-hot encoded, at most
     ``max_categories`` columns each (levels seen fewer than 5 times grouped, unknown levels ignored);
     boolean ones read as 0/1 and imputed with the most frequent; datetime ones split into their
@@ -62,8 +89,7 @@ def build_pipeline(config: PipelineConfig, features: list[FeatureSpec]) -> Pipel
     for index, spec in enumerate(f for f in features if f.type == "datetime"):  # a column name may hold "__"
         parts = DatetimeParts(parts=spec.datetime_parts, date_format=spec.format)
         steps.append((f"datetime_{index}", scaled(("parts", parts)), [spec.name]))
-    preprocess = ColumnTransformer(steps, sparse_threshold=0.0)
-    return Pipeline([("preprocess", preprocess), ("model", build_estimator(config))])
+    return ColumnTransformer(steps, sparse_threshold=0.0)
 
 
 # pandas' siphash key (16 characters) for the holdout hash. Changing it moves every row between
@@ -158,10 +184,11 @@ def fit(train: pd.DataFrame, config: PipelineConfig, features: list[FeatureSpec]
     """Fit the configured pipeline on ``train`` (feature columns + target); return the fitted pipeline."""
     from sklearn.utils._param_validation import InvalidParameterError
 
-    model = build_pipeline(config, features)
+    x = train[[f.name for f in features]]
+    model = build_pipeline(config, features, sample=x)
     try:
-        model.fit(train[[f.name for f in features]], train[config.target])
+        model.fit(x, train[config.target])
     except InvalidParameterError as exc:
-        raise ConfigError(f"pipeline {config.name!r}: model.params rejected by {config.model.estimator}: {exc}. "
+        raise ConfigError(f"pipeline {config.name!r}: model.params rejected by {config.model.described}: {exc}. "
                           f"Fix include/pipelines/{config.name}.yaml") from None
     return model

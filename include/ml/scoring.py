@@ -244,8 +244,11 @@ def partitions(config: PipelineConfig, ds: str) -> list[str]:
 
 def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
     """Score one partition with the production model (sha256 checked); return its summary."""
+    import logging
+
     from include.ml.paths import predictions_dir
     from include.ml.registry import ModelRegistry
+    from include.ml.user_code import code_changes
 
     siblings = [p for p in partitions(config, ds) if Path(p) != Path(source)]  # they must not share its output
     check_output_names([*siblings, source])
@@ -253,7 +256,10 @@ def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
     version = registry.production()
     if version is None:
         raise InputDataError(f"pipeline {config.name!r} has no production model to score with")
-    features = [FeatureSpec.model_validate(f) for f in registry.metadata(version)["features"]]
+    metadata = registry.metadata(version)
+    features = [FeatureSpec.model_validate(f) for f in metadata["features"]]
+    for change in code_changes(metadata):  # a warning, not a failure: today's reviewed code still scores
+        logging.getLogger(__name__).warning("pipeline %s, production %s: %s", config.name, version, change)
     output = predictions_dir(config, ds) / output_name(Path(source))
     summary = score_file(registry.load(version), version, config, features, Path(source), output,
                          chunk_rows=config.scoring.chunk_rows, max_reject_share=config.scoring.max_reject_share)

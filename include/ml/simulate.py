@@ -204,13 +204,62 @@ def digits_scoring(day: dt.date, rows: int, seed: int, drifted: bool) -> pd.Data
     return _digit_images(_digits_pools()[1], day, rows, seed, drifted)
 
 
+DIABETES_HELD_BACK = 0.2  # share of the 442 patients kept out of training batches: scoring files and late labels
+DIABETES_COLUMNS = {"s1": "total_cholesterol", "s2": "ldl", "s3": "hdl", "s4": "cholesterol_ratio",
+                    "s5": "log_triglycerides", "s6": "glucose", "bp": "blood_pressure", "target": "progression"}
+
+
+@functools.cache
+def _diabetes_pools() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """scikit-learn's bundled diabetes study (offline, unscaled), each patient with a stable
+    ``patient_id``, split once for every seed into the training pool and the held-back pool."""
+    from sklearn.datasets import load_diabetes
+
+    frame = load_diabetes(scaled=False, as_frame=True).frame.rename(columns=DIABETES_COLUMNS)
+    frame.insert(0, "patient_id", [f"P{i:04d}" for i in range(len(frame))])
+    order = np.random.default_rng(0).permutation(len(frame))  # fixed, so no seed moves a patient across pools
+    held = round(len(frame) * DIABETES_HELD_BACK)
+    return frame.iloc[order[held:]].reset_index(drop=True), frame.iloc[order[:held]].reset_index(drop=True)
+
+
+def _patients(pool: pd.DataFrame, day: dt.date, rows: int, seed: int, drifted: bool) -> pd.DataFrame:
+    rng = _rng(seed, day)
+    picked = pool.iloc[rng.choice(len(pool), rows, replace=rows > len(pool))].reset_index(drop=True)
+    # a clinic's records: a few blood pressures missing, a few typed in as 0 (feature code cleans those)
+    missing = _rng(seed, day, salt=1).random(rows)
+    picked.loc[missing < 0.03, "blood_pressure"] = np.nan
+    picked.loc[(missing >= 0.03) & (missing < 0.05), "blood_pressure"] = 0.0
+    if drifted:  # a heavier population: body mass index up by 4 points
+        picked["bmi"] = picked["bmi"] + 4.0
+    return picked
+
+
+def diabetes(day: dt.date, rows: int, seed: int, drifted: bool) -> pd.DataFrame:
+    """Real patients of scikit-learn's diabetes study (``load_diabetes``, unscaled): 10 baseline
+    measurements, target ``progression`` (a disease progression score one year later, regression),
+    ``rows`` patients drawn from the training pool (repeating across days under the same
+    ``patient_id``, so the holdout hash keeps each on one side). 3% of blood pressures are missing and
+    2% recorded as 0.
+
+    Drift: body mass index 4 points higher.
+    """
+    return _patients(_diabetes_pools()[0], day, rows, seed, drifted)
+
+
+def diabetes_scoring(day: dt.date, rows: int, seed: int, drifted: bool) -> pd.DataFrame:
+    """Like :func:`diabetes`, from the held-back patients that no training batch contains."""
+    return _patients(_diabetes_pools()[1], day, rows, seed, drifted)
+
+
 GENERATORS: dict[str, Callable[[dt.date, int, int, bool], pd.DataFrame]] = {
     "credit_default": credit_default,
     "house_prices": house_prices,
     "digits": digits,
+    "diabetes": diabetes,
 }
 # where a generator draws from a finite set of real rows, the data to score come from rows kept out of training
-SCORING_GENERATORS: dict[str, Callable[[dt.date, int, int, bool], pd.DataFrame]] = {"digits": digits_scoring}
+SCORING_GENERATORS: dict[str, Callable[[dt.date, int, int, bool], pd.DataFrame]] = {
+    "digits": digits_scoring, "diabetes": diabetes_scoring}
 
 
 def write_batches(

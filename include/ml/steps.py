@@ -41,6 +41,7 @@ from include.ml.records import (
     ValidationRecord,
 )
 from include.ml.registry import ModelRegistry
+from include.ml.user_code import check_model, code_record
 
 # What each step read, found, trained and decided, in plain words: Airflow copies this library logger
 # into the task log, the command line prints it.
@@ -240,7 +241,7 @@ def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
              f" ({', '.join(b.ds for b in window.batches)})" if window.batches else "",
              "".join(f"\n  left out of the window: {reason}" for reason in window.skipped))
     return ws.write(TrainingRecord(
-        estimator=config.model.estimator, train_rows=len(data.train), holdout_rows=len(data.holdout),
+        estimator=config.model.described, train_rows=len(data.train), holdout_rows=len(data.holdout),
         fit_seconds=round(seconds, 3), seed=config.model.seed,
         baseline=fit_baseline(data.train[config.target], config.task), window_batches=config.model.window_batches,
         window_found=len(window.batches), window=window.batches, window_sha256=window.sha256,
@@ -429,6 +430,7 @@ def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, r
         "features": ws.read(FeaturesRecord).features,
         "config": config.model_dump(mode="json"), "config_hash": config.config_hash(),
         "seed": config.model.seed, "code_version": bundle_version or _code_version(),
+        "model_code": code_record(config, bundle_version or _code_version()),  # which code built it
         "code_version_source": "dag_bundle" if bundle_version else "git",
         "python": platform.python_version(), "libraries": _library_versions(),
         "prediction_profile": ws.read_json_or_none(ws.PREDICTION_PROFILE),
@@ -559,6 +561,8 @@ def run_step(name: str, config: PipelineConfig, workspace: RunWorkspace | Path, 
     }
     if name not in calls:
         raise ValueError(f"unknown step {name!r}; the steps are {STEPS}")
+    if name == STEPS[0]:  # the model code imported and called before any data is read (ModelCodeError: no retry)
+        check_model(config)
     return calls[name]()
 
 

@@ -60,3 +60,52 @@ class DatetimeParts(_ColumnwiseTransformer):
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray([f"{name}_{part}" for name in self._names(input_features) for part in self.parts],
                           dtype=object)
+
+
+class FeatureCode(TransformerMixin, BaseEstimator):
+    """The config's ``model.feature_code``: a function of the bundle applied to the feature columns (a
+    DataFrame in, a DataFrame of as many rows out), saved in the model by reference (module and function
+    names, and the sha256 of the module's source when it was fitted), so that training and scoring run
+    the same code. Nothing is pickled of the function itself: loading imports it from the bundle."""
+
+    def __init__(self, reference: str = ""):
+        self.reference = reference
+
+    @classmethod
+    def named(cls, reference: str) -> FeatureCode:
+        """The step for ``reference`` (``include/<...>/<module>.py:<function>``, checked as source)."""
+        from include.ml.user_code import CodeReference, check_source
+
+        check_source(CodeReference.parse(reference))
+        return cls(reference)
+
+    def _function(self):
+        from importlib import import_module
+
+        from include.ml.user_code import CodeReference
+
+        ref = CodeReference.parse(self.reference)
+        return getattr(import_module(ref.module), ref.function)
+
+    def fit(self, x, y=None):
+        from include.ml.user_code import CodeReference, source_sha256
+
+        frame = _columns(x)
+        self.n_features_in_ = frame.shape[1]
+        self.feature_names_in_ = np.asarray([str(c) for c in frame.columns], dtype=object)
+        self.source_sha256_ = source_sha256(CodeReference.parse(self.reference))
+        return self
+
+    def transform(self, x) -> pd.DataFrame:
+        from include.ml.errors import ModelCodeError
+
+        frame = _columns(x)
+        result = self._function()(frame.copy())
+        if not isinstance(result, pd.DataFrame):
+            raise ModelCodeError(f"model.feature_code {self.reference} returned {type(result).__name__}, not a "
+                                 "DataFrame: return the frame it was given, with its derived columns")
+        if len(result) != len(frame):
+            raise ModelCodeError(f"model.feature_code {self.reference} returned {len(result)} rows for "
+                                 f"{len(frame)}: feature code must keep every row (each is scored); filter rows "
+                                 "in the data, not in feature code")
+        return result.set_axis(frame.index)

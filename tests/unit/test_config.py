@@ -68,9 +68,9 @@ def error_of(path: Path) -> str:
 def test_every_shipped_pipeline_config_loads():
     configs = load_all()
 
-    assert [c.name for c in configs] == ["credit_default", "digits", "house_prices"]
+    assert [c.name for c in configs] == ["credit_default", "diabetes", "digits", "house_prices"]
     assert [c.dag_id for c in configs] == [
-        "ml_training__credit_default", "ml_training__digits", "ml_training__house_prices"]
+        "ml_training__credit_default", "ml_training__diabetes", "ml_training__digits", "ml_training__house_prices"]
 
 
 def test_credit_default_declares_its_features_and_house_prices_infers_them():

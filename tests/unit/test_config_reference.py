@@ -18,6 +18,7 @@ from include.ml.cli import main
 from include.ml.config import METRICS, ClassificationPipeline, RegressionPipeline
 from include.ml.config_reference import DOCS_PATH, SCHEMA_COMMENT, SCHEMA_PATH
 from include.ml.estimators import ESTIMATORS, TASKS
+from include.ml.user_code import IMPORT_PATH_PATTERN
 from include.ml.paths import PIPELINES_DIR
 
 
@@ -125,7 +126,9 @@ def test_the_schema_lists_exactly_the_registry_estimators_of_each_task(task: str
     pipeline, defs = branch(task)
     model = defs[pipeline["properties"]["model"]["$ref"].rpartition("/")[2]]
 
-    assert model["properties"]["estimator"]["enum"] == list(ESTIMATORS[task])
+    choices = model["properties"]["estimator"]["anyOf"]
+    assert [option["enum"] for option in choices if "enum" in option] == [list(ESTIMATORS[task])]
+    assert [option["pattern"] for option in choices if "pattern" in option] == [IMPORT_PATH_PATTERN]  # or a class
 
 
 @pytest.mark.parametrize("task", TASKS)
