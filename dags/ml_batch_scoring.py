@@ -3,7 +3,8 @@
 
 Runs when the pipeline's production model changes (its Asset) and every day at 06:00 UTC.
 Lists the partition files delivered for the logical date in
-`$ML_HOME/scoring/<pipeline>/<date>/`, scores each in its own mapped task (so Celery workers
+`$ML_HOME/scoring/<pipeline>/<date>/` (with `scoring.query`, first reads the date's rows through the
+query's Airflow connection into that folder as one partition), scores each in its own mapped task (so Celery workers
 share the load) with the production model (sha256 checked), streaming in chunks, and writes
 predictions to `$ML_HOME/predictions/<pipeline>/<date>/<partition>.parquet` with rejected rows
 and their reasons beside them. A partition with more bad rows than `scoring.max_reject_share`
@@ -20,7 +21,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_curr
 
 from include.airflow_alerts import PredictionDriftEmail
 from include.airflow_assets import production_asset
-from include.airflow_tasks import dag_args, fail_without_retry, run_day
+from include.airflow_tasks import dag_args, fail_without_retry, run_day, source_url
 from include.ml.config import PipelineConfig, load_each
 
 
@@ -38,10 +39,10 @@ def build_scoring_dag(config: PipelineConfig):
     def scoring() -> None:
         @task
         def list_partitions() -> list[str]:
-            from include.ml.scoring import partitions
+            from include.ml.scoring import prepare_partitions
 
             with fail_without_retry():  # colliding names are the delivery's to fix; a late one still retries
-                return partitions(config, run_day(get_current_context()))
+                return prepare_partitions(config, run_day(get_current_context()), source_url(config.scoring.query))
 
         @task
         def score_partition(path: str) -> dict:

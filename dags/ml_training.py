@@ -2,7 +2,8 @@
 ### ML training pipeline (one DAG per config in `include/pipelines/`)
 
 Daily: wait for the batch of the logical date to land (deferred, up to `airflow.batch_wait_minutes`;
-then a "batch late" alert), read it from the landing folder, validate it, train a
+then a "batch late" alert), read it from the landing folder (or, with a `sql` source, the
+rows its query returns through the config's Airflow connection), validate it, train a
 candidate, score it against the production model on the same holdout, check the batch for drift
 against the production model's training data, then **promote**, **hold** (drift: registered,
 not promoted, a person decides) or **reject** (a quality gate failed), and report.
@@ -29,7 +30,7 @@ from airflow.sdk import DAG, dag, get_current_context, task
 from include.airflow_alerts import OutcomeEmail
 from include.airflow_assets import PRODUCTION_CHANGE, event_extra, production_asset
 from include.airflow_batch_wait import WAIT_TASK, BatchSensor, batch_wait_params, logical_day
-from include.airflow_tasks import dag_args, fail_without_retry
+from include.airflow_tasks import dag_args, fail_without_retry, source_url
 from include.ml import steps
 from include.ml.config import PipelineConfig, SourceConfig, load_each
 
@@ -44,7 +45,8 @@ def _run(step: str, config: PipelineConfig, branch: str | None = None) -> dict:
     workspace = paths.workspace_dir(config.name, context["run_id"])
     with fail_without_retry():
         return steps.run_step(step, config, workspace, context["run_id"], logical_day(context), branch=branch,
-                              bundle_version=getattr(bundle, "version", None))
+                              bundle_version=getattr(bundle, "version", None),
+                              source_url=source_url(config.source) if step == steps.STEPS[0] else None)
 
 
 def build_training_dag(config: PipelineConfig) -> DAG:

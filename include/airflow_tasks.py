@@ -98,6 +98,45 @@ def signing_key_from_connection() -> None:
         os.environ["ML_SIGNING_KEY"] = connection.password
 
 
+# an Airflow connection type -> the SQLAlchemy driver of its URL (psycopg2 is in the lock); other types as named
+SQLALCHEMY_DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgresql+psycopg2"}
+
+
+def source_url(source: object) -> str | None:
+    """At task time, never while parsing: the SQLAlchemy URL of a query's Airflow connection (``source``
+    a :class:`~include.ml.config.SqlQuery`, such as a ``kind: sql`` source or ``scoring.query``), built from
+    its fields (type, login, password, host, port, schema as the database, extras as URL options) and
+    masked in every log; ``None`` for a file source or no query. A connection that does not exist is a
+    :class:`~include.ml.errors.ConfigError` (no retries)."""
+    from include.ml.config import SqlQuery
+
+    if not isinstance(source, SqlQuery):
+        return None
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+    from airflow.sdk.log import mask_secret
+    from sqlalchemy.engine import URL
+
+    from include.ml.errors import ConfigError
+
+    try:
+        connection = Connection.get(source.connection)  # masks its password and extras in the task's logs
+    except AirflowNotFoundException:
+        raise ConfigError(
+            f"query {source.name!r} reads through the Airflow connection {source.connection!r}, which does not exist: "
+            f"create it (RUNBOOK.md, 'The SQL source connection'): bin/airflow connections add {source.connection} "
+            "--conn-type postgres --conn-host HOST --conn-port 5432 --conn-schema DATABASE --conn-login USER "
+            "--conn-password ...") from None
+    options = {key: str(value) for key, value in connection.extra_dejson.items()
+               if isinstance(value, str | int | float | bool)}
+    url = URL.create(SQLALCHEMY_DRIVERS.get(connection.conn_type, connection.conn_type),
+                     username=connection.login or None, password=connection.password or None,
+                     host=connection.host or None, port=connection.port or None,
+                     database=connection.schema or None, query=options).render_as_string(hide_password=False)
+    mask_secret(url)
+    return url
+
+
 @contextlib.contextmanager
 def fail_without_retry() -> Iterator[None]:
     """Turn the library's non-transient errors into ``AirflowFailException`` (no retries); the signing

@@ -266,7 +266,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = get_pipeline(args.pipeline)
     workspace = Path(args.out) if args.out else paths.workspace_dir(
         config.name, f"cli_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
-    steps.extract(config, workspace, ds=args.ds or dt.date.today().isoformat(), source=Path(args.input))
+    steps.extract(config, workspace, ds=args.ds or dt.date.today().isoformat(),
+                  source=Path(args.input) if args.input else None, source_url=args.source_url)
     steps.validate(config, workspace, run_id=workspace.name, save_features=False)
     trained = steps.train(config, workspace)
     evaluation = steps.evaluate(config, workspace)
@@ -592,8 +593,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", help="a model version (its stored profile) or a CSV/Parquet file "
                                        "(default: the production version)")
 
-    p = add("train", cmd_train, "train and evaluate a candidate from a file (nothing is registered)")
-    p.add_argument("--input", required=True, help="CSV or Parquet file")
+    p = add("train", cmd_train, "train and evaluate a candidate from a file, or the config's source for --ds "
+                                "(nothing is registered)")
+    p.add_argument("--input", help="CSV or Parquet file (default: the config's source for --ds: its landing file, "
+                                   "or its query's rows)")
+    p.add_argument("--source-url", help="with a sql source: the SQLAlchemy URL to read through (default: the "
+                                        "environment variable the config's source.url_env names)")
     p.add_argument("--out", help="workspace folder (default: a new one under $ML_HOME/runs)")
     p.add_argument("--ds", help="logical date recorded with the data (default: today)")
 

@@ -19,7 +19,9 @@ import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -187,8 +189,10 @@ def check_template(key: str, value: str, placeholders: tuple[str, ...], needs: t
 
 
 class SourceConfig(_Strict):
-    """Where the batch for a logical date is: ``{ds}`` (YYYY-MM-DD) and ``{ds_nodash}`` are filled in."""
+    """With ``kind: files`` (the default): where the batch file for a logical date lands; ``{ds}``
+    (YYYY-MM-DD) and ``{ds_nodash}`` are filled in."""
 
+    kind: Literal["files"] = Field(default="files", description="files: a CSV or Parquet file per logical date")
     path: str = Field(
         description="the batch file of a logical date, relative to the data root ($ML_HOME) unless absolute; "
                     "must contain {ds} or {ds_nodash}"
@@ -214,6 +218,85 @@ class SourceConfig(_Strict):
     def path_for(self, ds: str) -> Path:
         """The landing file for a logical date ``ds`` (YYYY-MM-DD), resolved under the data root."""
         return resolve(self.path.format(ds=ds, ds_nodash=ds.replace("-", "")))
+
+
+QUERY_PARAMETERS = ("ds", "ds_nodash")  # what a query may bind: :ds (YYYY-MM-DD) and :ds_nodash (YYYYMMDD)
+# a bound parameter in SQLAlchemy's text(): ':name', not '::cast' nor 'a:b' (its own TextClause rule)
+_BIND_PARAMETER = re.compile(r"(?<![:\w\x5c]):(\w+)(?![:\w])")
+
+
+def query_parameters(ds: str) -> dict[str, str]:
+    """The values a source query's bound parameters take for logical date ``ds`` (YYYY-MM-DD)."""
+    return {"ds": ds, "ds_nodash": ds.replace("-", "")}
+
+
+class SqlQuery(_Strict):
+    """A query through a database connection: rows for a logical date, bound (never pasted) as ``:ds``."""
+
+    name: Annotated[str, Field(pattern=NAME_PATTERN)] = Field(
+        description="the query's name: in messages, and the file its rows are written to (query-<name>.parquet)"
+    )
+    connection: str = Field(
+        description="the Airflow connection the DAGs read through (bin/airflow connections add ...); its fields "
+                    "become the SQLAlchemy URL, its password stays out of logs, XCom and metadata"
+    )
+    url_env: Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")] = Field(
+        default="ML_SOURCE_URL",
+        description="outside Airflow (command line, notebook): the environment variable holding the SQLAlchemy URL "
+                    "(or pass --source-url)"
+    )
+    query: str = Field(
+        description="SQL returning the rows of one logical date; :ds (YYYY-MM-DD) and :ds_nodash (YYYYMMDD) are "
+                    "bound parameters (the driver sends the value apart from the SQL text), one of them required"
+    )
+    chunk_rows: int = Field(default=50_000, ge=1, le=1_000_000,
+                            description="rows fetched from the server-side cursor, and written, at a time")
+
+    @property
+    def file_name(self) -> str:
+        """The Parquet file the query's rows are written to (in the run's workspace, or the scoring inbox)."""
+        return f"query-{self.name}.parquet"
+
+    @field_validator("query")
+    @classmethod
+    def _binds_the_date(cls, value: str) -> str:
+        cast = re.search(r"(?<![:\w]):(ds|ds_nodash)::", value)
+        if cast:  # SQLAlchemy's text() leaves ':ds::date' as it is: the database would see the colon
+            raise ValueError(f"write CAST(:{cast.group(1)} AS ...) instead of :{cast.group(1)}::...; a parameter "
+                             "followed by '::' is not read as a parameter")
+        used = set(_BIND_PARAMETER.findall(value))
+        unknown = sorted(used - set(QUERY_PARAMETERS))
+        if unknown:
+            raise ValueError(f"the query binds {', '.join(':' + n for n in unknown)}; only "
+                             f"{' and '.join(':' + n for n in QUERY_PARAMETERS)} have values (write a literal "
+                             "colon as \\:)")
+        if not used:
+            raise ValueError("the query must select by :ds or :ds_nodash (a bound parameter, not {ds}), so that each "
+                             "date reads its own rows")
+        return value
+
+
+class SqlSource(SqlQuery):
+    """With ``kind: sql``: the batch of a logical date is what a query returns, read through a
+    connection in chunks with a server-side cursor and written to the run's workspace as Parquet,
+    then checked like a delivered file."""
+
+    kind: Literal["sql"] = Field(description="sql: the rows a query returns for the logical date")
+    max_bytes: int = Field(
+        default=2 * 1024**3, ge=1,
+        description="the largest delivery read, in bytes (the query's Parquet file, scoring inputs and label files)"
+    )
+
+
+def _source_kind(value: Any) -> str:
+    """The ``source`` variant: its ``kind``, ``files`` when left out (every config before SQL sources)."""
+    if isinstance(value, dict):
+        return value.get("kind", "files")
+    return getattr(value, "kind", "files")
+
+
+Source = Annotated[Annotated[SourceConfig, Tag("files")] | Annotated[SqlSource, Tag("sql")],
+                   Discriminator(_source_kind)]
 
 
 class ValidationRules(_Strict):
@@ -499,6 +582,11 @@ class ScoringConfig(_Strict):
     )
     chunk_rows: int = Field(default=100_000, ge=100, description="rows read, validated and predicted at a time")
     max_reject_share: float = Field(default=0.01, ge=0, le=1, description="above this share of bad rows, fail")
+    query: SqlQuery | None = Field(
+        default=None,
+        description="read a day's rows to score by this query (one partition per date, written to input_dir as "
+                    "query-<name>.parquet) instead of the files delivered there",
+    )
 
     @field_validator("input_dir", "output_dir")
     @classmethod
@@ -599,7 +687,7 @@ class PipelineConfig(_Strict):
     id_columns: list[str] = Field(
         default_factory=list, description="columns that identify a row: kept with predictions, never features"
     )
-    source: SourceConfig = Field(description="where each day's training batch lands")
+    source: Source = Field(description="where each day's training batch comes from: files (the default) or sql")
     features: list[FeatureSpec] | Literal["infer"] = Field(
         default="infer", description="the input columns and their rules, or infer: from the first batch"
     )
@@ -707,9 +795,10 @@ class PipelineConfig(_Strict):
 
     def data_paths(self) -> dict[str, str]:
         """The config's paths by key (templates as written): where it reads and writes on disk."""
-        return {"registry": self.registry, "source.path": self.source.path,
-                "scoring.input_dir": self.scoring.input_dir, "scoring.output_dir": self.scoring.output_dir,
-                "performance.labels_dir": self.performance.labels_dir}
+        found = {"registry": self.registry, "source.path": getattr(self.source, "path", None),
+                 "scoring.input_dir": self.scoring.input_dir, "scoring.output_dir": self.scoring.output_dir,
+                 "performance.labels_dir": self.performance.labels_dir}
+        return {key: value for key, value in found.items() if value is not None}  # a sql source has no path
 
     @model_validator(mode="after")
     def _consistent(self) -> PipelineConfig:
@@ -788,6 +877,9 @@ class PipelineConfig(_Strict):
         if self.inference != InferenceSettings():  # only when changed: configs without it keep their hash
             fields.add("inference")
         decided = self.model_dump(mode="json", include=fields)
+        if decided["source"]["kind"] == "files":  # only for sql: file configs keep their hash
+            decided["source"].pop("kind")
+        decided["source"].pop("chunk_rows", None)  # how rows are fetched, not which
         if self.model.window_batches == 1:  # only when changed: configs without it keep their hash
             decided["model"].pop("window_batches")
         for key in ("estimator", "factory", "feature_code"):  # unset: configs without them keep their hash
@@ -837,12 +929,16 @@ def _problems(error: ValidationError) -> list[dict]:
     for item in error.errors():
         if item["type"] == "union_tag_not_found":
             item = {**item, "type": "missing", "loc": ("task",), "msg": "Field required"}
+        elif item["type"] == "union_tag_invalid" and list(item["loc"][1:]) == ["source"]:
+            item = {**item, "msg": "Input should have kind 'files' or 'sql'", "input": item["ctx"]["tag"]}
         elif item["type"] == "union_tag_invalid":
             expected = " or ".join(repr(task) for task in TASKS)
             item = {**item, "loc": ("task",), "msg": f"Input should be {expected}", "input": item["ctx"]["tag"]}
         loc = [str(p) for p in item["loc"]]
         if loc and loc[0] in TASKS:
             loc = loc[1:]
+        if loc[:1] == ["source"] and loc[1:2] in (["files"], ["sql"]):  # the source variant's tag
+            loc = loc[:1] + loc[2:]
         if any(p.startswith("literal[") for p in loc) and isinstance(item.get("input"), list | dict):
             continue
         item = {**item, "loc": [p for p in loc if "[" not in p]}
@@ -952,6 +1048,8 @@ def shared_paths(loaded: dict[Path, PipelineConfig]) -> list[SharedPathError]:
                 clashes.append(f"registry: {reg_a} and {reg_b} (a pipeline's model would become the other's "
                                "production)")
             for key in ("source.path", "scoring.output_dir"):
+                if key not in a.data_paths() or key not in b.data_paths():  # a sql source lands nowhere
+                    continue
                 where = _folder(a.data_paths()[key], a.name)
                 if where == _folder(b.data_paths()[key], b.name):
                     clashes.append(f"{key}: both {where}")
@@ -961,8 +1059,8 @@ def shared_paths(loaded: dict[Path, PipelineConfig]) -> list[SharedPathError]:
                     "two configs changes it", (path_a, path_b)))
     for path_a, a in items:
         for path_b, b in items:
-            upstream = {"source.path": b.source.path, "scoring.input_dir": b.scoring.input_dir,
-                        "performance.labels_dir": b.performance.labels_dir}
+            upstream = {key: b.data_paths()[key] for key in ("source.path", "scoring.input_dir",
+                                                             "performance.labels_dir") if key in b.data_paths()}
             for key, template in upstream.items():
                 folder = _static_prefix(template, b.name)
                 if folder != root and a.registry_path.is_relative_to(folder):

@@ -113,6 +113,8 @@ class _Walker:
         return None
 
     def type_of(self, node: dict) -> str:
+        if "oneOf" in node:  # variants told apart by their kind (source)
+            return "mapping (keys below, by kind)"
         if "anyOf" in node:
             options = sorted(node["anyOf"], key=lambda option: option.get("type") == "null")
             return " or ".join(self.type_of(option) for option in options)
@@ -162,7 +164,10 @@ class _Walker:
             described = prop.get("description") or self.resolve(prop).get("description", "")
             keys.append(KeyReference(key, self.type_of(prop), self.default_of(prop, name in required),
                                      _clean(described)))
-            if child is not None:
+            if "oneOf" in prop:  # one section per variant, each with its own keys
+                below += [(self.resolve(option), key + ".", self.resolve(option).get("description") or described)
+                          for option in prop["oneOf"]]
+            elif child is not None:
                 target, suffix = child
                 below.append((target, key + suffix, target.get("description") or described))
         yield SectionReference(path.removesuffix("."), _clean(meaning), tuple(keys))

@@ -45,6 +45,16 @@ class HoldoutSplitError(InputDataError):
     or with fewer than two classes)."""
 
 
+class SourceUnavailableError(PipelineError):
+    """The source database cannot be reached or dropped the connection: retried, as a database
+    restarts or fails over. Never carries the connection URL or its password."""
+
+
+class SourceQueryError(ConfigError):
+    """The source query is wrong (syntax, a missing table or column, a type error): the database's
+    message and the query's name; not retried, the query (or the schema it reads) must change."""
+
+
 class RegistryError(PipelineError):
     """The model registry refused an operation (unknown version, lost race, bad id)."""
 

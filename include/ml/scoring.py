@@ -242,6 +242,19 @@ def partitions(config: PipelineConfig, ds: str) -> list[str]:
     return found
 
 
+def prepare_partitions(config: PipelineConfig, ds: str, source_url: str | None = None) -> list[str]:
+    """:func:`partitions` of ``ds``; with ``scoring.query``, its rows for ``ds`` are read first (through
+    ``source_url``, default the environment variable ``scoring.query.url_env``) into the date's input
+    folder as one partition, ``query-<name>.parquet``, then scored like a delivered file."""
+    query = config.scoring.query
+    if query is not None:
+        from include.ml.paths import scoring_inbox
+        from include.ml.sql_source import database_url, read_query
+
+        read_query(database_url(query, source_url), query, ds, scoring_inbox(config, ds) / query.file_name)
+    return partitions(config, ds)
+
+
 def score_partition(config: PipelineConfig, source: str, ds: str) -> dict:
     """Score one partition with the production model (sha256 checked); return its summary."""
     import logging

@@ -97,14 +97,23 @@ def registry_for(config: PipelineConfig) -> ModelRegistry:
     return ModelRegistry(config.registry_path, config.name)
 
 
-def extract(config: PipelineConfig, workspace: RunWorkspace | Path, ds: str, source: Path | None = None) -> dict:
-    """Read the landing batch for logical date ``ds`` (or the file ``source``); write it to the
-    workspace; return its fingerprint (:class:`ExtractRecord`)."""
+def extract(config: PipelineConfig, workspace: RunWorkspace | Path, ds: str, source: Path | None = None,
+            source_url: str | None = None) -> dict:
+    """Read the landing batch for logical date ``ds`` (or the file ``source``), or with a ``sql`` source the
+    rows its query returns through ``source_url`` (default: the environment variable ``source.url_env``,
+    :mod:`include.ml.sql_source`); write it to the workspace; return its fingerprint (:class:`ExtractRecord`;
+    for a query, its sha256 is the rows' order-free fingerprint)."""
     from include.ml.extract import fingerprint, read_batch
 
     ws = _workspace(workspace)
-    source = source or config.source.path_for(ds)
-    frame = read_batch(source, config.source.file_format, config.source.max_bytes)
+    if config.source.kind == "sql" and source is None:
+        from include.ml.sql_source import database_url, read_query_batch
+
+        source, frame = read_query_batch(database_url(config.source, source_url), config.source, ds, ws.folder,
+                                         config.source.max_bytes)
+    else:
+        source = source or config.source.path_for(ds)
+        frame = read_batch(source, getattr(config.source, "file_format", None), config.source.max_bytes)
     # Keep text as text: a stray word in a numeric column is validation's to report, not the writer's.
     text_columns = {c: "string" for c in frame.columns if frame[c].dtype == object}
     storage.write_with(ws.path(ws.BATCH), lambda tmp: frame.astype(text_columns).to_parquet(tmp, index=False),
@@ -548,10 +557,12 @@ def failed_runs(config: PipelineConfig) -> list[FailedRun]:
 
 
 def run_step(name: str, config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, ds: str,
-             branch: str | None = None, bundle_version: str | None = None, source: Path | None = None) -> dict:
-    """Run the step ``name`` of :data:`STEPS` (``conclude`` takes the ``branch`` to carry out)."""
+             branch: str | None = None, bundle_version: str | None = None, source: Path | None = None,
+             source_url: str | None = None) -> dict:
+    """Run the step ``name`` of :data:`STEPS` (``conclude`` takes the ``branch`` to carry out; ``extract``
+    a sql source's ``source_url``)."""
     calls = {
-        "extract": lambda: extract(config, workspace, ds, source=source),
+        "extract": lambda: extract(config, workspace, ds, source=source, source_url=source_url),
         "validate": lambda: validate(config, workspace, run_id=run_id),
         "train": lambda: train(config, workspace),
         "evaluate": lambda: evaluate(config, workspace),
@@ -567,12 +578,14 @@ def run_step(name: str, config: PipelineConfig, workspace: RunWorkspace | Path, 
 
 
 def run_steps(config: PipelineConfig, run_id: str, ds: str, until: str = STEPS[-1],
-              workspace: RunWorkspace | Path | None = None, source: Path | None = None) -> dict[str, dict]:
+              workspace: RunWorkspace | Path | None = None, source: Path | None = None,
+              source_url: str | None = None) -> dict[str, dict]:
     """Run :data:`STEPS` in order in one process, as the training DAG does (the branch is the one
     ``drift_check`` chose), up to and including ``until``; return each step's result by name."""
     workspace = workspace or paths.workspace_dir(config.name, run_id)
     results: dict[str, dict] = {}
     for name in STEPS[:STEPS.index(until) + 1]:
         branch = results.get("drift_check", {}).get("branch")
-        results[name] = run_step(name, config, workspace, run_id, ds, branch=branch, source=source)
+        results[name] = run_step(name, config, workspace, run_id, ds, branch=branch, source=source,
+                                 source_url=source_url)
     return results

@@ -56,6 +56,20 @@ def atomic_path(path: Path, durable: bool = True) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def scratch_folder(path: Path) -> Iterator[Path]:
+    """A new hidden folder beside ``path`` for the pieces of a file being assembled (the chunks of a
+    query's rows); removed with whatever is in it when the block ends, cleanly or not."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    folder = _temporary(path).with_suffix(".parts")
+    folder.mkdir()
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def write_bytes(path: Path, payload: bytes, durable: bool = True) -> None:
     """Write ``payload`` to ``path`` atomically."""
     with atomic_path(path, durable) as tmp:

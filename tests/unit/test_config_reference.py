@@ -37,6 +37,8 @@ def _nested(annotation) -> list[tuple[type[BaseModel], str]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [(annotation, ".")]
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:  # a tagged variant of a union (source: files | sql)
+        return _nested(args[0])
     if origin in (typing.Union, types.UnionType):
         return [found for arg in args for found in _nested(arg)]
     if origin is list:
