@@ -62,7 +62,7 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         params=batch_wait_params(config) if isinstance(config.source, SourceConfig) else {},
         **dag_args(config, "training",
                    f"{__doc__}\n#### This pipeline: `{config.name}`\n\n{config.description}\n\n"
-                   f"{config.task} of `{config.target}` with `{config.model.estimator}`; "
+                   f"{config.task} of `{config.target}` with `{config.model.described}`; "
                    f"primary metric `{config.metric}`, "
                    f"minimum {config.gates.min_score:g}, allowed regression against production "
                    f"{config.gates.max_regression:g}; drift gated by {config.drift.numeric_statistic} (numeric) and "

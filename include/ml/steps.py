@@ -245,7 +245,7 @@ def train(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
                                        config.positive_label)
     ws.write_json(ws.PREDICTION_PROFILE, prediction_profile(holdout_values, config.drift.bins))
     log.info("trained %s on %d rows in %.2f s (seed %d), %d rows held out to judge it; window: %d of %d batch(es)%s%s",
-             config.model.estimator, len(data.train), seconds, config.model.seed, len(data.holdout),
+             config.model.described, len(data.train), seconds, config.model.seed, len(data.holdout),
              len(window.batches), config.model.window_batches,
              f" ({', '.join(b.ds for b in window.batches)})" if window.batches else "",
              "".join(f"\n  left out of the window: {reason}" for reason in window.skipped))

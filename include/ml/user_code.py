@@ -35,7 +35,9 @@ CODE_KEYS = ("factory", "feature_code")  # the model.* keys that name a function
 
 def config_file(config) -> Path:
     """The YAML file of a pipeline config (what every message names)."""
-    return paths.PIPELINES_DIR / f"{config.name}.yaml"
+    from include.ml import config as config_module  # its folder, where a test may point it elsewhere
+
+    return config_module.PIPELINES_DIR / f"{config.name}.yaml"
 
 
 @dataclass(frozen=True)
