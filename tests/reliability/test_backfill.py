@@ -23,7 +23,6 @@ pytestmark = [pytest.mark.reliability, pytest.mark.e2e]
 
 START = dt.date(2026, 1, 1)
 DAYS = 3
-ROWS = 800  # the seeded days 1-3 all promote at this size (tests/unit/test_backfill_rules.py)
 RERUN = START + dt.timedelta(days=1)  # day 2: promoted then, no longer production
 
 
@@ -31,7 +30,7 @@ def test_a_backfilled_date_rerun_through_the_dag_reuses_its_version_and_switches
     from airflow.dag_processing.dagbag import BundleDagBag
 
     config = get_pipeline("credit_default")
-    write_batches(config, START, DAYS, rows=ROWS)
+    write_batches(config, START, DAYS)  # the simulation's rows_per_day: days 1-3 all promote (test_backfill_rules.py)
     for offset in range(DAYS):  # the backfill, as the DAG's tasks call the library
         ds = (START + dt.timedelta(days=offset)).isoformat()
         steps.run_steps(config, f"scheduled__{ds}T00:00:00+00:00", ds)
