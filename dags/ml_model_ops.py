@@ -25,8 +25,9 @@ from pathlib import Path
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.airflow_alerts import ProductionChangeEmail, TaskFailureEmail
-from include.airflow_assets import PRODUCTION_CHANGE, event_extra, production_asset
+from include.airflow_assets import event_extra, production_asset, production_change
 from include.ml.config import AlertConfig, load_each
+from include.ml.model_ops import ACTIONS
 
 _configs, _errors = load_each()  # a broken pipeline config must not take the rollback tool down
 CONFIGS = {c.name: c for c in _configs}
@@ -60,16 +61,24 @@ def _config(pipeline: str):
         "retry_exponential_backoff": 2.0,
         "on_failure_callback": TaskFailureEmail("model-ops", RECIPIENTS, SENDER),
     },
+    # The trigger form (Airflow 3.3.2 renders these JSON-schema Params): no default action or pipeline, so
+    # the person picks both (the form marks an empty required field and keeps Trigger disabled until it is
+    # filled); the version may stay empty (null) for a rollback; no `pattern` or `minLength`, whose raw
+    # messages the form would show: check_request refuses a malformed version or an empty reason in words.
     params={
-        "pipeline": Param(min(CONFIGS, default=""), type="string", enum=sorted(CONFIGS) or [""], title="Pipeline",
+        "pipeline": Param(None, type="string", enum=sorted(CONFIGS) or [""], title="Pipeline",
                           description="the pipeline whose production model changes"),
-        "action": Param("rollback", type="string", enum=["promote", "rollback"], title="Action",
-                        description="promote a registered version, or roll back production"),
-        "version": Param("", type="string", pattern=r"^(v[0-9]{4,})?$", title="Version",
-                         description="version id such as v0003: required to promote; for a rollback, "
-                                     "empty means the version production replaced"),
-        "reason": Param("", type="string", minLength=3, title="Reason",
-                        description="why: kept in the audit log and sent in the email"),
+        "action": Param(None, type="string", enum=list(ACTIONS), title="Action",
+                        values_display={"promote": "promote: make the version below production",
+                                        "rollback": "rollback: back to the version production replaced "
+                                                    "(or the version below)"},
+                        description="promote a registered version, or roll production back"),
+        "version": Param(None, type=["null", "string"], title="Version",
+                         description="a version id such as v0003: needed to promote; for a rollback leave it "
+                                     "empty to go back to the version production replaced"),
+        "reason": Param("", type="string", title="Reason",
+                        description="required: why, in a few words (kept in the audit log and sent in the "
+                                    "email)"),
     },
 )
 def ml_model_ops() -> None:
@@ -93,7 +102,7 @@ def ml_model_ops() -> None:
             raise AirflowFailException(f"request refused, production unchanged: {error}") from error
         return plan.to_dict()
 
-    @task(outlets=[PRODUCTION_CHANGE],
+    @task(outlets=[production_change(name) for name in CONFIGS],  # the pipeline is picked at run time
           on_success_callback=ProductionChangeEmail("model-ops", RECIPIENTS, SENDER))
     def switch_production(plan: dict) -> dict:
         """Apply the plan (``model_ops.apply_change``, a compare-and-swap); record the Asset event of the
@@ -113,7 +122,8 @@ def ml_model_ops() -> None:
             raise AirflowFailException(str(error)) from error
         (emit_rollback if change.action == "rollback" else emit_manual_promotion)(change.pipeline)
         extra = event_extra(registry_for(config), change.to_version, change.action, change.actor)
-        get_current_context()["outlet_events"][PRODUCTION_CHANGE].add(production_asset(change.pipeline), extra=extra)
+        alias = production_change(change.pipeline)
+        get_current_context()["outlet_events"][alias].add(production_asset(change.pipeline), extra=extra)
         return {"pipeline": change.pipeline, "entry": entry, "extra": extra}
 
     switch_production(check_request())

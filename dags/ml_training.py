@@ -28,7 +28,7 @@ import logging
 from airflow.sdk import DAG, dag, get_current_context, task
 
 from include.airflow_alerts import OutcomeEmail
-from include.airflow_assets import PRODUCTION_CHANGE, event_extra, production_asset
+from include.airflow_assets import event_extra, production_asset, production_change
 from include.airflow_batch_wait import WAIT_TASK, BatchSensor, batch_wait_params, logical_day
 from include.airflow_tasks import dag_args, fail_without_retry, source_url
 from include.ml import steps
@@ -95,13 +95,14 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         def conclude(branch: str):
             # through the alias, so an event is recorded only when production really changed
             @task(task_id=branch, on_success_callback=outcome_email,
-                  outlets=[PRODUCTION_CHANGE] if branch == "promote" else [])
+                  outlets=[production_change(config.name)] if branch == "promote" else [])
             def _conclude() -> dict:
                 context = get_current_context()
                 outcome = _run(steps.BRANCH_STEP, config, branch)
                 if outcome["switched"]:
                     extra = event_extra(steps.registry_for(config), outcome["version"], "promote", context["run_id"])
-                    context["outlet_events"][PRODUCTION_CHANGE].add(production_asset(config.name), extra=extra)
+                    alias = production_change(config.name)
+                    context["outlet_events"][alias].add(production_asset(config.name), extra=extra)
                 return outcome
 
             return _conclude()

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, AssetAlias
 
-#: tasks that decide at run time which pipeline's model changed emit through this alias
-PRODUCTION_CHANGE = AssetAlias("ml_production_model_change")
+
+def production_change(pipeline: str) -> AssetAlias:
+    """The alias through which a task that may change ``pipeline``'s production model emits its Asset
+    event (an event only when production really changed). One alias per pipeline: a shared alias would
+    resolve to every pipeline's model, and the Assets graph would wire each training DAG to all of them."""
+    return AssetAlias(f"ml_production_model_change__{pipeline}")
 
 
 def production_asset(pipeline: str) -> Asset:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -68,7 +69,7 @@ def test_every_dag_in_the_bundle_has_tags_an_owner_retries_and_failure_emails(da
             assert task.on_failure_callback, f"{dag.dag_id}.{task.task_id} fails silently"
 
 
-def test_model_ops_trigger_form_offers_the_pipelines_and_refuses_non_versions_in_the_form(dagbag):
+def test_model_ops_trigger_form_makes_the_person_pick_and_lets_a_rollback_go_without_a_version(dagbag):
     from airflow.sdk.definitions.param import ParamsDict
 
     dag = dagbag.dags["ml_model_ops"]
@@ -76,19 +77,21 @@ def test_model_ops_trigger_form_offers_the_pipelines_and_refuses_non_versions_in
     params = dag.params
     assert params.get_param("pipeline").schema["enum"] == sorted(c.name for c in load_all())
     assert params.get_param("action").schema["enum"] == ["promote", "rollback"]
+    assert params.get_param("action").value is None  # no default action: the person picks
+    assert params.get_param("pipeline").value is None
+
     def form(**values) -> dict:
-        filled = ParamsDict({k: params.get_param(k) for k in params})
-        for key, value in {"reason": "a reason", **values}.items():
+        filled = ParamsDict({k: copy.deepcopy(params.get_param(k)) for k in params})  # resolving sets .value
+        for key, value in values.items():
             filled[key] = value
         return filled.validate()
 
-    assert form(version="v0002")["version"] == "v0002"
-    assert form(version="")["version"] == ""  # a rollback to the version production replaced
-    for bad in ("../../etc", "v1", "latest"):
-        with pytest.raises(Exception, match="does not match"):
-            form(version=bad)
-    with pytest.raises(Exception, match="too short"):
-        form(reason="")
+    assert form(pipeline="credit_default", action="rollback", reason="r")["version"] is None  # the RUNBOOK's
+    assert form(pipeline="credit_default", action="promote", version="v0002", reason="r")["version"] == "v0002"
+    for schema in (params.get_param(k).schema for k in params):  # refusals in words come from check_request
+        assert "pattern" not in schema and "minLength" not in schema
+    with pytest.raises(Exception, match="action"):
+        form(pipeline="credit_default", reason="r")
 
 
 @pytest.mark.parametrize("dag_id", _dag_ids())
@@ -111,8 +114,9 @@ def test_drift_check_branches_to_promote_hold_or_reject_and_report_survives_skip
     report = dag.get_task("report")
     assert report.upstream_task_ids == {"promote", "hold", "reject"}
     assert report.trigger_rule == "none_failed_min_one_success"
-    # promotions update the pipeline's model Asset through the alias, only when production changed
-    assert [o.name for o in dag.get_task("promote").outlets] == ["ml_production_model_change"]
+    # promotions update the pipeline's model Asset through its own alias, only when production changed
+    pipeline = dag_id.removeprefix("ml_training__")
+    assert [o.name for o in dag.get_task("promote").outlets] == [f"ml_production_model_change__{pipeline}"]
 
 
 def _parse_in_subprocess(code: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
