@@ -21,6 +21,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_curr
 
 from include.airflow_alerts import PredictionDriftEmail
 from include.airflow_assets import production_asset
+from include.airflow_deadlines import deadline_alerts
 from include.airflow_tasks import dag_args, fail_without_retry, run_day, source_url
 from include.ml.config import PipelineConfig, load_each
 
@@ -34,6 +35,7 @@ def build_scoring_dag(config: PipelineConfig):
         description=f"Score new {config.name} data with the production model.",
         schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * *", timezone="UTC"),
                                      assets=production_asset(config.name)),
+        deadline=deadline_alerts(config, "scoring"),
         **dag_args(config, "scoring", __doc__),
     )
     def scoring() -> None:

@@ -28,8 +28,10 @@ import logging
 from airflow.sdk import DAG, dag, get_current_context, task
 
 from include.airflow_alerts import OutcomeEmail
+from include.airflow_approval import decision_request_asset, held_candidate_alias
 from include.airflow_assets import event_extra, production_asset, production_change
 from include.airflow_batch_wait import WAIT_TASK, BatchSensor, batch_wait_params, logical_day
+from include.airflow_deadlines import deadline_alerts
 from include.airflow_tasks import dag_args, fail_without_retry, source_url
 from include.ml import steps
 from include.ml.config import PipelineConfig, SourceConfig, load_each
@@ -60,6 +62,7 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         description=config.description or f"Train, check and promote the {config.name} model.",
         schedule=settings.schedule,
         params=batch_wait_params(config) if isinstance(config.source, SourceConfig) else {},
+        deadline=deadline_alerts(config, "training"),
         **dag_args(config, "training",
                    f"{__doc__}\n#### This pipeline: `{config.name}`\n\n{config.description}\n\n"
                    f"{config.task} of `{config.target}` with `{config.model.described}`; "
@@ -93,9 +96,11 @@ def build_training_dag(config: PipelineConfig) -> DAG:
             return decision["branch"]
 
         def conclude(branch: str):
-            # through the alias, so an event is recorded only when production really changed
+            # through aliases, so an event is recorded only when production really changed, or a
+            # hold asks a person (drift_policy approve: the ml_decision DAG asks, this run ends)
+            asks = held_candidate_alias(config.name)
             @task(task_id=branch, on_success_callback=outcome_email,
-                  outlets=[production_change(config.name)] if branch == "promote" else [])
+                  outlets={"promote": [production_change(config.name)], "hold": [asks]}.get(branch, []))
             def _conclude() -> dict:
                 context = get_current_context()
                 outcome = _run(steps.BRANCH_STEP, config, branch)
@@ -103,6 +108,9 @@ def build_training_dag(config: PipelineConfig) -> DAG:
                     extra = event_extra(steps.registry_for(config), outcome["version"], "promote", context["run_id"])
                     alias = production_change(config.name)
                     context["outlet_events"][alias].add(production_asset(config.name), extra=extra)
+                if outcome["decision_requested"]:
+                    context["outlet_events"][asks].add(decision_request_asset(config.name), extra={
+                        "run_id": outcome["run_id"], "version": outcome["version"]})
                 return outcome
 
             return _conclude()

@@ -142,3 +142,28 @@ class PredictionDriftEmail(_EmailCallback):
         summary = ti.xcom_pull(task_ids=ti.task_id)
         drift = (summary or {}).get("prediction_drift") or {}
         return alerts.prediction_drift_email(summary) if drift.get("verdict") == "drift" else None
+
+
+class DecisionRequestEmail(_EmailCallback):
+    """Notifier of the decision request (:class:`include.airflow_approval.DecisionRequest`): emails what is
+    asked, with the link to its Required Action in the Airflow UI and the time no answer keeps production."""
+
+    def render(self, context: dict[str, Any]) -> alerts.Email:
+        import datetime as dt
+
+        from include.ml.monitoring import Links
+
+        task, ti = context["task"], context["ti"]
+        url = task.generate_link_to_ui(task_instance=ti, base_url=Links.from_env().airflow)
+        timeout_at = (dt.datetime.now(dt.UTC) + task.response_timeout).isoformat(timespec="minutes") \
+            if task.response_timeout else None
+        return alerts.decision_request_email(task.request, url, timeout_at)
+
+
+class DecisionAnswerEmail(_EmailCallback):
+    """``on_success_callback`` of the task that carries out an answer: who chose what, or that nobody
+    answered in time and production was kept."""
+
+    def render(self, context: dict[str, Any]) -> alerts.Email:
+        ti = context["ti"]
+        return alerts.decision_answer_email(ti.xcom_pull(task_ids=ti.task_id))

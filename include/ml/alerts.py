@@ -34,6 +34,44 @@ EVENTS: dict[str, tuple[str, str, str]] = {
         "Production was left unchanged. Look at the drifted features below: if the change is real "
         "and expected, promote the held version by hand; if it is an upstream bug, fix the feed.",
     ),
+    "promoted_despite_drift": (
+        "PROMOTED DESPITE DRIFT",
+        "alert-promoted-despite-drift",
+        "The batch drifted, and the pipeline's drift_policy promote_if_better promoted the candidate because it "
+        "is measurably better than the old model on this batch's holdout. Check the drifted features below: if "
+        "the drift is an upstream bug rather than a real change, roll back (see the runbook).",
+    ),
+    "decision_needed": (
+        "DECISION NEEDED",
+        "alert-decision-needed",
+        "Open the Required Action linked below in Airflow, read the comparison and the drift table, and choose "
+        "<em>Promote candidate</em> or <em>Keep production</em> with a reason. With no answer before the "
+        "deadline below, production is kept.",
+    ),
+    "decision_made": (
+        "DECISION",
+        "alert-decision-made",
+        "Nothing, if the answer is yours or expected. Every answer is in the audit log "
+        "(<code>python -m include.ml models history</code>); a promotion can be rolled back (see the runbook).",
+    ),
+    "decision_timed_out": (
+        "NO ANSWER",
+        "alert-no-answer-production-kept",
+        "Nobody answered the decision request in time, so production was kept. The candidate stays registered: "
+        "promote it by hand through the ml_model_ops DAG if it should have been promoted (see the runbook).",
+    ),
+    "deadline_training": (
+        "DEADLINE MISSED training",
+        "alert-training-deadline-missed",
+        "The training run has not finished in time: its batch may be late or a task stuck. Open the run, see "
+        "which task is waiting or retrying, and chase the delivery or clear the task (see the runbook).",
+    ),
+    "deadline_scoring": (
+        "DEADLINE MISSED scoring",
+        "alert-scoring-deadline-missed",
+        "The scoring run has not written its predictions in time: its partitions may be late or a task stuck. "
+        "Open the run and see which task is waiting or retrying; consumers of the predictions are waiting.",
+    ),
     "rejected": (
         "REJECTED",
         "alert-candidate-rejected",
@@ -123,8 +161,12 @@ def outcome_email(outcome: dict, drift: dict | None = None, run_url: str | None 
     pipeline, ds, version = outcome["pipeline"], outcome["logical_date"], outcome["version"]
     if event == "promoted" and not outcome.get("switched", True):
         event, tag = "rerun", EVENTS["rerun"][0]
+    elif event == "promoted" and outcome.get("promoted_by_policy"):
+        event, tag = "promoted_despite_drift", EVENTS["promoted_despite_drift"][0]
     subject = {
         "promoted": f"[ml:{pipeline}] {tag}: {version} is now in production ({ds})",
+        "promoted_despite_drift": f"[ml:{pipeline}] {tag}: {version} is now in production although the batch "
+        f"drifted ({ds}, drift_policy promote_if_better)",
         "rerun": f"[ml:{pipeline}] {tag}: {version} was already registered for {ds}; production stays "
         f"{outcome['production_after']}",
         "held": f"[ml:{pipeline}] {tag}: {version} not promoted, production stays "
@@ -139,10 +181,61 @@ def outcome_email(outcome: dict, drift: dict | None = None, run_url: str | None 
         ("production before", outcome["production_before"]), ("production now", outcome["production_after"]),
         ("drift verdict", outcome["drift_verdict"]), ("why", "; ".join(outcome["reasons"])),
     ]
+    if outcome.get("drift_policy"):
+        facts.append(("drift policy", outcome["drift_policy"]))
+    if outcome.get("decision_requested"):
+        facts.append(("a person decides", "a decision request in Airflow's Required Actions follows by email"))
     if run_url:
         facts.append(("Airflow run", run_url))
     return _email(event, subject, facts, comparison=_comparison(outcome), drift_report=_drift_report(drift),
                   links=_links(outcome))
+
+
+def decision_request_email(request: dict, action_url: str, timeout_at: str | None) -> Email:
+    """Email asking the recipients to answer the decision request ``request`` (:func:`include.ml.approval.
+    decision_request`) at ``action_url`` (its Required Action in Airflow) before ``timeout_at``."""
+    tag = EVENTS["decision_needed"][0]
+    subject = (f"[ml:{request['pipeline']}] {tag}: promote {request['version']} or keep production "
+               f"{request['production'] or '-'} ({request['logical_date']})")
+    facts = [("pipeline", request["pipeline"]), ("held run", request["run_id"]),
+             ("logical date", request["logical_date"]), ("candidate", request["version"]),
+             ("production", request["production"]), ("why held", "; ".join(request["reasons"])),
+             ("answer here", action_url), ("no answer by", timeout_at or "no time limit")]
+    return _email("decision_needed", subject, facts, comparison=request["comparison"],
+                  drift_report=_drift_report(request.get("drift")), links=request["links"])
+
+
+def decision_answer_email(answer: dict) -> Email:
+    """Email of the answer to a decision request (:class:`include.ml.records.DecisionAnswer` as a dict)."""
+    pipeline, version = answer["pipeline"], answer["version"]
+    if answer["timed_out"]:
+        event = "decision_timed_out"
+        subject = (f"[ml:{pipeline}] {EVENTS[event][0]}: {version} not promoted, production kept "
+                   f"{answer['production_after'] or '-'}")
+    else:
+        event = "decision_made"
+        did = (f"{version} promoted" if answer["switched"] else
+               f"promote of {version} refused" if answer["choice"] == "promote" else f"{version} not promoted")
+        subject = (f"[ml:{pipeline}] {EVENTS[event][0]} by {answer['actor']}: {did}, production is "
+                   f"{answer['production_after'] or '-'}")
+    facts = [("pipeline", pipeline), ("held run", answer["run_id"]), ("candidate", version),
+             ("answer", answer["choice"]), ("who", answer["actor"]), ("reason", answer["reason"]),
+             ("production before", answer["production_before"]), ("production now", answer["production_after"]),
+             ("switched", answer["switched"]), ("refused because", answer.get("refused")),
+             ("decision run", answer.get("decision_run_id"))]
+    return _email(event, subject, facts)
+
+
+def deadline_email(kind: str, pipeline: str, dag_id: str, minutes: float, run: str, logical_date: str,
+                   deadline: str) -> Email:
+    """Email for a missed deadline of a training or scoring run (``kind``). ``run``, ``logical_date`` and
+    ``deadline`` are text put in as given: the deadline callback passes Jinja placeholders that Airflow's
+    notifier fills in when the deadline is missed."""
+    event = f"deadline_{kind}"
+    subject = f"[ml:{pipeline}] {EVENTS[event][0]}: {dag_id} not finished {minutes:g} min after {logical_date}"
+    facts = [("pipeline", pipeline), ("DAG", dag_id), ("run", run), ("logical date", logical_date),
+             ("deadline", deadline), ("allowed", f"{minutes:g} minutes after the logical date")]
+    return _email(event, subject, facts)
 
 
 def production_change_email(pipeline: str, entry: dict, run_id: str, extra: dict | None = None) -> Email:

@@ -13,7 +13,7 @@ import json
 import re
 import string
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -629,6 +629,46 @@ class AlertConfig(_Strict):
     from_email: str = Field(default="ml-pipeline@localhost", description="the sender address")
 
 
+DriftPolicy = Literal["hold", "approve", "promote_if_better"]
+DRIFT_POLICIES: tuple[str, ...] = get_args(DriftPolicy)
+
+
+class DecisionSettings(_Strict):
+    """What happens to a candidate that passed the quality gates but was held for input drift (or too
+    little data to tell): ``hold`` registers it and waits for a person to promote it by hand;
+    ``approve`` also asks for a decision in Airflow's Required Actions (promote the candidate or keep
+    production), emailed to the recipients, kept as it is after ``response_timeout_hours``;
+    ``promote_if_better`` promotes it when it is measurably better than production on this run's holdout
+    (the pessimistic end of the ``gates.confidence`` interval above zero), else holds it."""
+
+    drift_policy: DriftPolicy = Field(
+        default="approve",
+        description="what a drift hold does: hold (register, a person promotes by hand), approve (hold and ask "
+                    "in Airflow's Required Actions), promote_if_better (promote when measurably better than "
+                    "production on this run's holdout, else hold)",
+    )
+    response_timeout_hours: float = Field(
+        default=24, gt=0, le=24 * 30,
+        description="approve: with no answer after this long, production is kept and the recipients are told",
+    )
+
+
+class DeadlineSettings(_Strict):
+    """Deadline alerts (Airflow deadline alerts, checked by the scheduler), emailed to the recipients;
+    off when unset. Both count from the run's logical date, so a run created long after its date (a
+    backfill or a rerun) misses its deadline at once."""
+
+    training_minutes: float | None = Field(
+        default=None, gt=0,
+        description="email when a training run has not finished this many minutes after its logical date",
+    )
+    scoring_minutes: float | None = Field(
+        default=None, gt=0,
+        description="email when a scheduled scoring run has not written its predictions this many minutes "
+                    "after its logical date (asset-triggered runs have no logical date and no deadline)",
+    )
+
+
 class SimulationConfig(_Strict):
     """The embedded data generator that `python -m include.ml simulate` lands batches from (demo and tests)."""
 
@@ -706,6 +746,10 @@ class PipelineConfig(_Strict):
     gates: Gates = Field(description="when a candidate replaces the production model")
     drift: DriftConfig = Field(default=DriftConfig(), description="how a batch is judged against the training data")
     alerts: AlertConfig = Field(description="who is told when something needs a person")
+    decision: DecisionSettings = Field(
+        default=DecisionSettings(), description="what a candidate held for drift does: hold, ask, or promote if better"
+    )
+    deadlines: DeadlineSettings = Field(default=DeadlineSettings(), description="deadline alerts by email")
     registry: str = Field(
         description="the model registry folder, below the data root (an absolute path needs "
                     "allow_outside_data_root); never shared with another pipeline"

@@ -84,3 +84,8 @@ def excerpts(values, count: int = 5, limit: int = EXCERPT_CHARS) -> str:
     values = list(values)
     shown = ", ".join(excerpt(v, limit) for v in values[:count])
     return f"{shown}, … ({len(values)} in all)" if len(values) > count else shown
+
+
+class DecisionRequestError(InputDataError):
+    """A decision request names a training run whose workspace holds no held candidate to decide on
+    (missing or not held), or an answer that is not one of the options: not retried."""

@@ -150,6 +150,11 @@ class DecisionRecord(StepRecord):
     score: float | None = None
     champion_score: float | None = None
     metric: str
+    # for a drift hold whose gates passed: the pipeline's decision.drift_policy, and what it made of it
+    drift_policy: str | None = None
+    ask: bool = False  # a person is asked in Airflow's Required Actions (drift_policy approve)
+    promoted_by_policy: bool = False  # promoted despite drift (drift_policy promote_if_better)
+    policy_reason: str | None = None  # what the policy made of the hold, in words
 
 
 class OutcomeRecord(StepRecord):
@@ -171,6 +176,29 @@ class OutcomeRecord(StepRecord):
     reasons: list[str] = Field(default_factory=list)
     drift_verdict: str | None = None
     drifted_features: list[str] = Field(default_factory=list)
+    drift_policy: str | None = None  # as in DecisionRecord
+    decision_requested: bool = False  # held, and a person is asked in Airflow (drift_policy approve)
+    promoted_by_policy: bool = False
+
+
+class DecisionAnswer(StepRecord):
+    """A person's answer (or its absence) to the decision request of a held run, written into the held
+    run's workspace: what was chosen, by whom, why, and what it did to production."""
+
+    FILE: ClassVar[str] = "answer.json"
+    pipeline: str
+    run_id: str  # the training run whose candidate was held
+    version: str
+    choice: Literal["promote", "keep"]
+    timed_out: bool = False
+    actor: str
+    reason: str
+    switched: bool = False
+    refused: str | None = None  # why a promote answer did not switch (production moved, already production)
+    production_before: str | None = None
+    production_after: str | None = None
+    decision_run_id: str | None = None
+    answered_at: str | None = None
 
 
 class FeatureDrift(BaseModel):

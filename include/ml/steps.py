@@ -21,6 +21,7 @@ from pathlib import Path
 
 from include.ml import paths, signing, storage
 from include.ml.config import DriftConfig, FeatureSpec, PipelineConfig
+from include.ml.decision import drift_hold_verdict
 from include.ml.errors import ArtifactIntegrityError, BatchValidationError
 from include.ml.presentation import number
 from include.ml.records import (
@@ -366,6 +367,7 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     if drift["verdict"] == "no_reference":
         ws.write_json(ws.DRIFT, drift)
 
+    policy = None  # the drift policy's verdict, for a drift hold whose gates passed
     if production != evaluation.champion_version:
         branch, reasons = "hold", [f"production changed during this run ({evaluation.champion_version} when the "
                                    f"candidate was evaluated, {production} now): it was not compared with the "
@@ -376,6 +378,9 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
         branch, reasons = "hold", evaluation.leakage
     elif drift["verdict"] in ("drift", "insufficient_data") or (production and drift["verdict"] == "no_reference"):
         branch, reasons = "hold", [f"input drift against production {production}: " + "; ".join(drift["reasons"])]
+        policy = drift_hold_verdict(config, evaluation.gates.interval)
+        # hold and approve keep the drift's reasons as they are; promote_if_better says what it compared
+        branch, reasons = policy.branch, [*reasons, policy.reason] if policy.compared else reasons
     else:
         branch, reasons = "promote", ["quality gates passed" + ("" if production else "; first model")]
         if drift["verdict"] == "warn":
@@ -387,7 +392,9 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
     return ws.write(DecisionRecord(
         branch=branch, reasons=reasons, drift_verdict=drift["verdict"], drifted_features=drift["drifted_features"],
         drift=drift, production_before=production, score=evaluation.score, champion_score=evaluation.champion_score,
-        metric=config.metric)).to_dict()
+        metric=config.metric, drift_policy=config.decision.drift_policy if policy else None,
+        ask=bool(policy and policy.ask), promoted_by_policy=bool(policy and policy.branch == "promote"),
+        policy_reason=policy.reason if policy else None)).to_dict()
 
 
 def _code_version() -> str | None:
@@ -433,6 +440,8 @@ def register_candidate(config: PipelineConfig, workspace: RunWorkspace | Path, r
             "champion_version": evaluation.champion_version, "champion_score": evaluation.champion_score,
             "interval": evaluation.gates.interval, "gates": config.gates.model_dump(),
             "drift_verdict": decided.drift_verdict, "reasons": decided.reasons,
+            "drift_policy": decided.drift_policy, "decision_requested": decided.ask,
+            "promoted_by_policy": decided.promoted_by_policy, "policy_reason": decided.policy_reason,
             "baseline": evaluation.baseline, "leakage": evaluation.leakage,
         },
         "data": ws.read(ExtractRecord).to_dict(), "training": ws.read(TrainingRecord).to_dict(),
@@ -482,7 +491,9 @@ def conclude(config: PipelineConfig, workspace: RunWorkspace | Path, branch: str
         reused_from_earlier_run=earlier is not None, switched=switched, production_before=before,
         production_after=after, metric=config.metric, score=decision.score,
         champion_score=decision.champion_score, reasons=decision.reasons, drift_verdict=decision.drift_verdict,
-        drifted_features=decision.drifted_features)).to_dict()
+        drifted_features=decision.drifted_features, drift_policy=decision.drift_policy,
+        decision_requested=branch == "hold" and decision.ask,
+        promoted_by_policy=branch == "promote" and decision.promoted_by_policy)).to_dict()
 
 
 def report(config: PipelineConfig, workspace: RunWorkspace | Path, run_id: str, ds: str) -> dict:
