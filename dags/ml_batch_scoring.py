@@ -10,7 +10,8 @@ predictions to `$ML_HOME/predictions/<pipeline>/<date>/<partition>.parquet` with
 and their reasons beside them. A partition with more bad rows than `scoring.max_reject_share`
 fails and publishes nothing. A summary task totals rows, rejects and the mean prediction, and
 compares the predictions with those the model gave its holdout rows at training (prediction
-drift: an email when they differ).
+drift: an email when they differ) and estimates the primary metric from the calibrated probabilities
+(an email when the estimate is below the floor or the validation score, `performance:` settings).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_current_context, task
 
-from include.airflow_alerts import PredictionDriftEmail
+from include.airflow_alerts import EstimatedPerformanceEmail, PredictionDriftEmail
 from include.airflow_assets import production_asset
 from include.airflow_deadlines import deadline_alerts
 from include.airflow_tasks import dag_args, fail_without_retry, run_day, source_url
@@ -53,7 +54,8 @@ def build_scoring_dag(config: PipelineConfig):
             with fail_without_retry():
                 return scoring.score_partition(config, path, run_day(get_current_context()))
 
-        @task(on_success_callback=PredictionDriftEmail(config.name, recipients, sender))
+        @task(on_success_callback=[PredictionDriftEmail(config.name, recipients, sender),
+                                   EstimatedPerformanceEmail(config.name, recipients, sender)])
         def summarise(summaries: list[dict]) -> dict:
             from include.airflow_metrics import emit_scoring_metrics
             from include.ml import scoring

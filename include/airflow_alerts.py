@@ -134,6 +134,15 @@ class PerformanceEmail(_EmailCallback):
         return alerts.performance_email(result) if result and result.get("breaches") else None
 
 
+class EstimatedPerformanceEmail(_EmailCallback):
+    """``on_success_callback`` of the scoring summary: emails when the estimated metric fell too low."""
+
+    def render(self, context: dict[str, Any]) -> alerts.Email | None:
+        ti = context["ti"]
+        summary = ti.xcom_pull(task_ids=ti.task_id)
+        return alerts.estimated_performance_email(summary) if summary and alerts.estimate_breaches(summary) else None
+
+
 class PredictionDriftEmail(_EmailCallback):
     """``on_success_callback`` of the scoring summary: emails when the predictions drifted."""
 

@@ -7,8 +7,10 @@ arrive under Airflow's prefix, e.g. ``airflow.ml.credit_default.training.score``
 
 Gauges: ``ml.<pipeline>.training.score`` (primary metric of the candidate on the holdout),
 ``training.drifted_share`` (share of features that drifted), ``training.rows``, ``scoring.rows``,
-``scoring.scored``, ``scoring.rejected``, ``scoring.reject_share``, ``performance.value`` (realised
-metric). Counters: ``promotions``, ``holds``, ``rejections``, ``rollbacks``, ``performance.breaches``.
+``scoring.scored``, ``scoring.rejected``, ``scoring.reject_share``, ``scoring.estimated_value`` (the
+primary metric estimated without labels, per version), ``performance.value`` (realised metric),
+``performance.estimation_error`` (realised minus estimated, on the same rows). Counters: ``promotions``,
+``holds``, ``rejections``, ``rollbacks``, ``performance.breaches``.
 """
 
 from __future__ import annotations
@@ -84,13 +86,15 @@ def emit_training_metrics(pipeline: str, summary: dict) -> None:
 @_safely
 def emit_scoring_metrics(pipeline: str, summary: dict) -> None:
     """After a scoring date (``summary`` from ``include.ml.scoring.summarise``): rows, scored,
-    rejected and the reject share."""
+    rejected, the reject share and each version's estimated primary metric."""
     rows, rejected = summary.get("rows"), summary.get("rejected")
     _gauge(pipeline, "scoring.rows", rows)
     _gauge(pipeline, "scoring.scored", summary.get("scored"))
     _gauge(pipeline, "scoring.rejected", rejected)
     if rows and isinstance(rejected, int | float):
         _gauge(pipeline, "scoring.reject_share", rejected / rows)
+    for version, found in (summary.get("estimated_performance") or {}).items():
+        _gauge(pipeline, "scoring.estimated_value", found.get("value"), version=version, metric=found.get("metric"))
 
 
 @_safely
@@ -99,6 +103,8 @@ def emit_performance_metrics(pipeline: str, record: dict) -> None:
     breach count when it fell below the floor or the validation score."""
     version = record.get("model_version")
     _gauge(pipeline, "performance.value", record.get("value"), version=version, metric=record.get("metric"))
+    _gauge(pipeline, "performance.estimation_error", record.get("estimation_error"), version=version,
+           metric=record.get("metric"))
     if record.get("status") in ("below_floor", "below_validation"):
         _count(pipeline, "performance.breaches", version=version, status=record.get("status"))
 

@@ -123,6 +123,14 @@ EVENTS: dict[str, tuple[str, str, str]] = {
         "floor. Check the scoring dates and versions below, compare with the drift history, and retrain on "
         "recent labelled data or roll back (see the runbook).",
     ),
+    "estimated_performance_drop": (
+        "ESTIMATED PERFORMANCE DROP",
+        "alert-estimated-performance-drop",
+        "Before any label: the model's calibrated probabilities on this scoring date lead one to expect a metric "
+        "below the floor or below validation by more than the allowed margin. Look at the input and prediction "
+        "drift of the same date; when labels arrive, compare the realised metric with the estimate (see the "
+        "runbook).",
+    ),
     "prediction_drift": (
         "PREDICTION DRIFT",
         "alert-prediction-drift",
@@ -282,6 +290,32 @@ def performance_email(result: dict) -> Email:
     facts = [("pipeline", pipeline), ("labels delivered", result["labels_date"]),
              ("labelled rows", result["labelled_rows"]), ("matched to predictions", result["matched_rows"])]
     return _email("performance_drop", subject, facts, breaches=breaches, metric=worst["metric"])
+
+
+def estimated_performance_email(summary: dict) -> Email:
+    """Email for a scoring date whose estimated metric (``estimated_performance`` of
+    :func:`include.ml.scoring.summarise`) is below the floor or the validation score."""
+    pipeline, ds = summary["pipeline"], summary["logical_date"]
+    breaches = estimate_breaches(summary)
+    worst = breaches[0]
+    subject = (f"[ml:{pipeline}] {EVENTS['estimated_performance_drop'][0]}: estimated {worst['metric']} "
+               f"{number(worst['value'])} for {', '.join(b['model_version'] for b in breaches)} on {ds}")
+    facts = [("pipeline", pipeline), ("scoring date", ds), ("run", summary.get("run_id")),
+             ("rows scored", summary["scored"]),
+             (f"{worst['confidence']:.0%} interval for {worst['rows']} rows",
+              f"{number(worst['lower'])} to {number(worst['upper'])}"),
+             ("calibration", worst["method"])]
+    return _email("estimated_performance_drop", subject, facts, breaches=breaches,
+                  metric=f"estimated {worst['metric']}")
+
+
+def estimate_breaches(summary: dict) -> list[dict]:
+    """The versions of a scoring summary whose estimate is below the floor or the validation score, each
+    with the scoring date (what the breaches table shows)."""
+    from include.ml.performance import BREACHES
+
+    found = (summary.get("estimated_performance") or {}).values()
+    return [{**e, "scoring_date": summary["logical_date"]} for e in found if e.get("status") in BREACHES]
 
 
 def prediction_drift_email(summary: dict) -> Email:

@@ -515,9 +515,11 @@ def cmd_performance(args: argparse.Namespace) -> int:
         result = records = performance.history(config)[-args.last:]
         head = f"realised performance of {config.name} (last {args.last} records)"
     rows = [[r["labels_date"], r["scoring_date"], r["model_version"], r["rows"], _fmt(r["value"]),
-             _fmt(r["validation_score"]), r["status"]] for r in records]
+             _fmt(r["validation_score"]), r["status"], _fmt(r.get("estimated_value")),
+             _fmt(r.get("estimation_error"))] for r in records]
     text = head + "\n" + (_table(rows, ["labels date", "scored", "version", "rows", config.metric, "validation",
-                                         "status"]) if rows else "no realised performance recorded")
+                                         "status", "estimated", "realised - estimated"])
+                           if rows else "no realised performance recorded")
     _emit(args, result, text)
     return 0
 

@@ -368,6 +368,27 @@ class DriftReport:
     missing_features: list[str]
     settings: dict
     reference_version: str | None = None
+    # feature -> rank (1 = most important) in the reference version's permutation importance; empty without one
+    importance_rank: dict[str, int] = field(default_factory=dict)
+
+    def rank_of(self, name: str) -> int | None:
+        """The importance rank of a feature (a datetime part: of the column it was read from), or None."""
+        stats = self.features.get(name, {})
+        return self.importance_rank.get(name, self.importance_rank.get(stats.get("source", name)))
+
+    def table_features(self) -> list[tuple[str, dict]]:
+        """The drift table's order: by importance rank when the reference version has one (unranked
+        features last, worst first), else :meth:`ordered_features`."""
+        worst_first = self.ordered_features()
+        if not self.importance_rank:
+            return worst_first
+        place = {name: i for i, (name, _) in enumerate(worst_first)}
+
+        def key(item: tuple[str, dict]) -> tuple[int, int]:
+            rank = self.rank_of(item[0])
+            return (0, rank) if rank is not None else (1, place[item[0]])
+
+        return sorted(worst_first, key=key)
 
     def ordered_features(self) -> list[tuple[str, dict]]:
         """Features by severity (severe first), then by how far the gating statistic is past its level."""

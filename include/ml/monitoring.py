@@ -188,7 +188,8 @@ def _realised(config: PipelineConfig) -> list[dict]:
              "model_version": r.get("model_version"), "metric": r.get("metric", config.metric),
              "value": _round(r.get("value")), "validation_score": _round(r.get("validation_score")),
              "rows": r.get("rows"), "status": r.get("status"), "reasons": r.get("reasons") or [],
-             "measured_at": r.get("measured_at")}
+             "measured_at": r.get("measured_at"), "estimated_value": _round(r.get("estimated_value")),
+             "estimation_error": _round(r.get("estimation_error"))}
             for r in performance_history(config)]
 
 
@@ -290,6 +291,26 @@ def comparison(outcome: dict, evaluation: dict | None = None) -> dict:
     }
 
 
+def _estimated(config: PipelineConfig) -> list[dict]:
+    """Each scoring date's estimated primary metric per version (:mod:`include.ml.estimation`)."""
+    return [{"date": s.get("logical_date"), "version": version, "value": _round(e.get("value")),
+             "lower": _round(e.get("lower")), "upper": _round(e.get("upper")), "rows": e.get("rows"),
+             "method": e.get("method"), "status": e.get("status"), "reasons": e.get("reasons") or []}
+            for s in scoring_history(config) for version, e in (s.get("estimated_performance") or {}).items()
+            if isinstance(e, dict)]
+
+
+def _importance(registry, version: str | None) -> dict | None:
+    """The production version's permutation importance (most important first), or None."""
+    from include.ml.errors import PipelineError
+
+    try:
+        found = registry.metadata(version).get("importance") if version else None
+    except (OSError, ValueError, PipelineError):
+        return None
+    return {"version": version, **found} if isinstance(found, dict) else None
+
+
 def pipeline_detail(config: PipelineConfig, airflow_runs: list[dict] | None = None,
                     links: Links = Links()) -> dict:
     """Everything the pipeline page shows, as JSON-ready dicts."""
@@ -333,7 +354,13 @@ def pipeline_detail(config: PipelineConfig, airflow_runs: list[dict] | None = No
         "metric_over_time": {"validation": summary["metric_series"],
                              "realised": [{"date": r["scoring_date"], "value": r["value"],
                                            "version": r["model_version"], "status": r["status"]}
-                                          for r in _realised(config)]},
+                                          for r in _realised(config)],
+                             "estimated": _estimated(config)},
+        # realised - estimated on the same rows, by scoring date: a large gap is concept drift
+        "estimation_error": [{"date": r["scoring_date"], "value": r.get("estimation_error"),
+                              "version": r["model_version"]} for r in _realised(config)
+                             if r.get("estimation_error") is not None],
+        "importance": _importance(registry, (summary["production"] or {}).get("version")),
         "drift_heatmap": _heatmap(config, rows),
         "versions": _versions(config, registry, (summary["production"] or {}).get("version")),
         "audit": registry.audit(),
@@ -521,7 +548,8 @@ def render_pipeline(detail: dict, links: Links = Links(), generated_at: str | No
     d = detail
     metric = d["metric"]
     series = d["metric_over_time"]
-    dates = {p["logical_date"] for p in series["validation"]} | {p["date"] for p in series["realised"]}
+    dates = {p["logical_date"] for p in series["validation"]} | {p["date"] for p in series["realised"]} \
+        | {p["date"] for p in series.get("estimated", [])}
     labels = sorted(dates - {None})
     charts = {
         # metric over time: validation scores by logical date, realised by scoring date
@@ -529,8 +557,16 @@ def render_pipeline(detail: dict, links: Links = Links(), generated_at: str | No
             [{"name": "validation (holdout)", "colour": "#1565c0",
               "points": {p["logical_date"]: p["value"] for p in series["validation"]}},
              {"name": "realised (labels)", "colour": "#2e7d32",
-              "points": {p["date"]: p["value"] for p in series["realised"]}}],
-            labels, f"{metric}: validation and realised", threshold=d["min_score"]),
+              "points": {p["date"]: p["value"] for p in series["realised"]}},
+             {"name": "estimated (no labels)", "colour": "#ef6c00",
+              "points": {p["date"]: p["value"] for p in series.get("estimated", [])}}],
+            labels, f"{metric}: validation and realised", threshold=d["min_score"],
+            threshold_name=f"gate: minimum {metric}"),
+        "estimation_error": line_chart_svg(
+            [{"name": "realised - estimated", "colour": "#6a1b9a",
+              "points": {p["date"]: p["value"] for p in d.get("estimation_error", [])}}],
+            sorted({p["date"] for p in d.get("estimation_error", [])}), f"{metric}: estimation error over time",
+            threshold=0.0, threshold_name="no error"),
         "heatmap": heatmap_svg(d["drift_heatmap"]),
         "scoring": scoring_svg(d["scoring"]),
     }

@@ -346,6 +346,7 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
 
     from include.ml.drift import ReferenceProfile, drift_report
     from include.ml.errors import PipelineError
+    from include.ml.importance import ranking
 
     ws = _workspace(workspace)
     evaluation = ws.read(EvaluationRecord)
@@ -362,6 +363,7 @@ def drift_check(config: PipelineConfig, workspace: RunWorkspace | Path) -> dict:
             report = drift_report(profile, pd.read_parquet(ws.path(ws.VALIDATED)),
                                   critical_settings(config, production))
             report.reference_version = production
+            report.importance_rank = ranking(registry.metadata(production).get("importance"))
             ws.write_json(ws.DRIFT, report.to_dict())
             drift = report.summary()
     if drift["verdict"] == "no_reference":

@@ -103,6 +103,9 @@ def test_promotion_to_scoring_to_labels_the_realised_metric_is_the_one_computed_
     assert record["value"] == pytest.approx(roc_auc_score(joined["default"], joined["proba_1"]), abs=1e-12)
     assert record["status"] == "ok" and 0.7 < record["value"] < 1
     assert not [s for s in smtp_inbox.subjects() if "PERFORMANCE DROP" in s]
+    # the estimate of the same rows beside it: the same world, so it was right before the labels came
+    assert summary["estimated_performance"]["v0001"]["status"] == "ok"
+    assert abs(record["estimation_error"]) < 0.05 and record["estimated_lower"] < record["value"]
 
     # outcomes that contradict the model (labels flipped): below the floor, one email that says so
     flipped = truth.assign(default=1 - truth["default"])
@@ -138,3 +141,31 @@ def test_a_partition_over_the_reject_threshold_fails_publishes_nothing_and_email
     text = body_of(email)
     assert "30 of 300 rows" in text and "utilization: above maximum 1" in text
     assert "#alert-too-many-rejects" in text
+
+
+def test_a_scoring_date_whose_estimate_falls_below_the_floor_emails_before_any_label(dags, ml_home, smtp_inbox):
+    from include.ml.steps import registry_for
+
+    config = get_pipeline("credit_default")
+    write_batches(config, dt.date(2026, 1, 1), 1, rows=2000)
+    dags[config.dag_id].test(logical_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    metadata = registry_for(config).metadata("v0001")
+    # an upstream join broke: the model's three most important features arrive as one constant each
+    broken = [item["feature"] for item in metadata["importance"]["features"][:3]]
+    frame = credit_default(dt.date(2026, 1, 2), 1000, seed=7, drifted=False).drop(columns="default")
+    for column in broken:
+        frame[column] = frame[column].median() if frame[column].dtype.kind in "if" else frame[column].mode()[0]
+    inbox = ml_home / "scoring" / "credit_default" / "2026-01-02"
+    inbox.mkdir(parents=True)
+    frame.to_parquet(inbox / "part-0.parquet", index=False)
+
+    run = dags["ml_batch_scoring__credit_default"].test(logical_date=dt.datetime(2026, 1, 2, tzinfo=dt.UTC))
+
+    assert str(run.state) == "success"
+    summary = json.loads((paths.resolve("predictions/credit_default/2026-01-02") / "_summary.json").read_text())
+    estimated = summary["estimated_performance"]["v0001"]
+    assert estimated["status"] == "below_floor" and estimated["value"] < config.performance_floor
+    email = smtp_inbox.wait_for("ESTIMATED PERFORMANCE DROP")
+    assert "estimated roc_auc" in email["subject"] and "v0001 on 2026-01-02" in email["subject"]
+    body = body_of(email)
+    assert "worse than the floor" in body and "alert-estimated-performance-drop" in body

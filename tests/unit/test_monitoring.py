@@ -164,3 +164,25 @@ def test_missing_history_files_give_empty_sections_not_errors(ml_home):
 
     assert detail["production"] is None and detail["runs"] == [] and detail["scoring"] == []
     assert "no data yet" in page and "No labels delivered yet." in page
+
+
+def test_the_report_file_shows_estimated_beside_realised_and_the_features_by_importance(config, tmp_path):
+    out = tmp_path / "report.html"
+    assert subprocess.run([sys.executable, "-m", "include.ml", "report", "--pipeline", "credit_default", "--out",
+                           str(out)], cwd=paths.REPO_ROOT, check=False).returncode == 0
+    page = out.read_text()
+    [estimated] = scoring.history(config)[-1]["estimated_performance"].values()
+    [row] = cells(page, "estimated")
+    assert row[:3] == [DAY4.isoformat(), estimated["model_version"], f"{estimated['value']:.4f}"]
+    assert row[6] == estimated["status"] == "ok"
+    assert "estimated (no labels)" in page and "roc_auc: estimation error over time" in page
+    [realised] = performance.history(config)
+    assert f"realised - estimated {DAY4.isoformat()}: {realised['estimation_error']:.4f}" in page  # a chart point
+    production = steps.registry_for(config).production()
+    ranked = [f["feature"] for f in steps.registry_for(config).metadata(production)["importance"]["features"]]
+    assert [r[1] for r in cells(page, "importance")] == ranked
+    # the latest run's drift table: features in the order of importance, each with its rank
+    drift_rows = re.search(r"<table class='data drift'>.*?</table>", page, re.S).group(0)
+    assert "<th>importance rank</th>" in drift_rows
+    firsts = re.findall(r"<tr><td>([^<]+)</td><td class='num'>1</td>", drift_rows)
+    assert firsts == [ranked[0]]
