@@ -52,9 +52,10 @@ $(EVIDENTLY)/bin/python:
 	$(PYTHON) -m venv $(EVIDENTLY)
 	$(EVIDENTLY)/bin/pip install --quiet --disable-pip-version-check "evidently==0.7.23" "pandas<3" "pyarrow"
 
-bench: install $(EVIDENTLY)/bin/python ## drift and validation on 1M rows x 20 features, against Evidently; batch scoring on 1M and 10M rows
+bench: install $(EVIDENTLY)/bin/python ## drift and validation on 1M rows x 20 features, against Evidently; batch scoring on 1M and 10M rows; the estimate per 1M scored rows and permutation importance on 100 features
 	$(PY) benchmarks/drift_bench.py
 	$(PY) benchmarks/scoring_bench.py
+	$(PY) benchmarks/estimation_bench.py
 
 lock: ## re-resolve requirements.lock from requirements-dev.txt (needs the package index)
 	$(VENV)/bin/uv pip compile requirements-dev.txt --python-version 3.11 --generate-hashes --no-header -o requirements.lock

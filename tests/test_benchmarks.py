@@ -62,3 +62,15 @@ def test_datasets_check_prints_one_row_per_dataset_with_the_pipeline_beside_plai
     assert [(r[0], r[5], r[9]) for r in rows] == [("| iris", "roc_auc", "promote"), ("| diabetes", "rmse", "promote")]
     for row in rows:
         assert abs(float(row[6]) - float(row[7])) <= 0.01 * float(row[7])  # pipeline beside plain, same split
+
+
+def test_estimation_benchmark_prints_the_estimate_beside_scoring_and_importance_on_100_features():
+    result = subprocess.run([sys.executable, "benchmarks/estimation_bench.py", "--rows", "5000",
+                             "--wide-train-rows", "1000", "--repeat", "1"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    assert re.search(r"^score_file, 5,000 rows \(baseline\)\s+[\d.]+\s+[\d.]+\s+1\.00x$", out, re.M), out
+    assert re.search(r"^estimate in all \(read \+ estimate\)\s+[\d.]+\s+[\d.]+\s+[\d.]+x$", out, re.M), out
+    assert re.search(r"^permutation importance \(3 repeats, \d+ unmeasured; .*\)\s+[\d.]+\s+[\d.]+x the fit", out,
+                     re.M), out

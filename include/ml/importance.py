@@ -6,7 +6,7 @@ Bounded for wide data: at most :data:`MAX_ROWS` holdout rows (a seeded subsample
 :data:`REPEATS` shuffles per feature, and a time budget (:data:`BUDGET_SECONDS`) after which the
 features not yet shuffled are listed as unmeasured. Shuffles go round by round (every feature once,
 then every feature again), so a budget cut leaves each measured feature with at least one shuffle.
-Memory: one copy of the subsample, one column replaced at a time.
+Memory: at most :data:`BATCH_ROWS` rows of shuffled copies at a time.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from include.ml.config import PipelineConfig
 MAX_ROWS = 5_000
 REPEATS = 3
 BUDGET_SECONDS = 60.0
+BATCH_ROWS = 100_000  # rows (shuffled copies of the subsample) per call of the model: the memory bound
 
 
 def permutation_importance(model, holdout: pd.DataFrame, config: PipelineConfig, feature_names: list[str], *,
@@ -44,20 +45,28 @@ def permutation_importance(model, holdout: pd.DataFrame, config: PipelineConfig,
     positive = positive_class(classes, config.positive_label) if classes and is_binary(classes) else None
     sign = 1.0 if config.greater_is_better else -1.0
 
-    def score() -> float:
-        return metric_value(config.metric, y, metric_inputs(model, work, config, feature_names), positive, classes)
+    def score(inputs: np.ndarray) -> float:
+        return metric_value(config.metric, y, inputs, positive, classes)
 
-    base = score()
+    base = score(metric_inputs(model, work, config, feature_names))
     drops: dict[str, list[float]] = {name: [] for name in feature_names}
+    # several shuffled copies of the rows go through the model in one call (the pipeline's per-call overhead
+    # dominates on small holdouts), at most BATCH_ROWS rows at a time
+    per_call = max(1, BATCH_ROWS // max(len(work), 1))
     for _ in range(repeats):
-        for name in feature_names:
+        for first in range(0, len(feature_names), per_call):
             if time.perf_counter() - started > budget_seconds:
                 break
-            original = work[name]
-            work[name] = original.iloc[rng.permutation(len(work))].set_axis(original.index)  # dtype kept
-            with contextlib.suppress(ValueError):  # the metric cannot be computed on these rows: left out
-                drops[name].append(sign * (base - score()))
-            work[name] = original
+            names = feature_names[first:first + per_call]
+            copies = []
+            for name in names:
+                copy = work.copy()
+                copy[name] = work[name].iloc[rng.permutation(len(work))].set_axis(work.index)  # dtype kept
+                copies.append(copy)
+            inputs = metric_inputs(model, pd.concat(copies, ignore_index=True), config, feature_names)
+            for index, name in enumerate(names):
+                with contextlib.suppress(ValueError):  # the metric cannot be computed on these rows: left out
+                    drops[name].append(sign * (base - score(inputs[index * len(work):(index + 1) * len(work)])))
     measured = [{"feature": name, "importance": float(np.mean(found)), "std": float(np.std(found)),
                  "repeats": len(found)} for name, found in drops.items() if found]
     measured.sort(key=lambda item: -item["importance"])
