@@ -4,6 +4,8 @@ important features critical for the drift verdict."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,3 +86,23 @@ def test_critical_top_features_make_the_most_important_feature_decide_the_drift_
     assert settings.critical_features == [feature]
     judged = drift_report(profile, frame, settings)
     assert judged.verdict == "drift" and f"critical feature(s) drifted: {feature}" in judged.reasons
+
+
+def test_the_drift_email_orders_features_by_importance_next_to_their_drift(in_credit_history):
+    from include.ml import alerts
+    from include.ml.records import RunWorkspace
+
+    held = in_credit_history.summaries[2]
+    assert held["branch"] == "hold"
+    drift = RunWorkspace(held["workspace"]).read_json(RunWorkspace.DRIFT)
+    production = held["production_before"]
+    ranked = [f["feature"] for f in steps.registry_for(in_credit_history.config).metadata(production)
+              ["importance"]["features"]]
+    assert drift["importance_rank"] == {name: rank for rank, name in enumerate(ranked, start=1)}
+
+    body = alerts.outcome_email(held, drift=drift).html
+
+    table = body[body.index("<table class='data drift'>"):]
+    assert "<th>importance rank</th>" in table
+    rows = re.findall(r"<tr><td>([^<]+)</td><td class='num'>(\d+)</td>", table)
+    assert [name for name, _ in rows][:len(ranked)] == ranked and rows[0][1] == "1"
