@@ -17,7 +17,8 @@ the actor and the reason in the audit log; a second answer is refused by Airflow
 after production moved switches nothing. With no answer within `decision.response_timeout_hours`,
 production is kept and the email says so. The training run has finished by then, so waiting here
 holds back no training run, and no training deadline fires on it.
-Start one by hand with the conf `{"run_id": "<the held training run's id>"}`. See RUNBOOK.md.
+Start one by hand with the conf `{"run_id": "<the held training run's id>"}` (and, to wait less than the
+config says, `"response_timeout_minutes": <minutes>`). See RUNBOOK.md.
 """
 
 from __future__ import annotations

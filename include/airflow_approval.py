@@ -48,7 +48,8 @@ class DecisionRequest(HITLOperator):
 
     Subject and body are written at run time from the held run's workspace (:func:`approval.decision_request`);
     the options are :data:`approval.OPTIONS`, with one form field for the reason; with no answer within
-    ``decision.response_timeout_hours`` the scheduler answers "Keep production" (with no user). Returns
+    ``decision.response_timeout_hours`` (or a manual run's conf ``response_timeout_minutes``) the scheduler
+    answers "Keep production" (with no user). Returns
     Airflow's answer (chosen options, params, who, when) for the next task.
     """
 
@@ -73,6 +74,9 @@ class DecisionRequest(HITLOperator):
 
         with fail_without_retry():
             self.request = approval.decision_request(self.config, held_run_id(context))
+            minutes = approval.response_timeout_minutes(getattr(context["dag_run"], "conf", None) or {},
+                                                        self.config)
+        self.response_timeout = dt.timedelta(minutes=minutes)
         self.subject = approval.request_subject(self.request)
         self.body = approval.request_markdown(self.request, self.config.decision.response_timeout_hours)
         return super().execute(context)

@@ -224,8 +224,9 @@ def decision_answer_email(answer: dict) -> Email:
         event = "decision_made"
         did = (f"{version} promoted" if answer["switched"] else
                f"promote of {version} refused" if answer["choice"] == "promote" else f"{version} not promoted")
-        subject = (f"[ml:{pipeline}] {EVENTS[event][0]} by {answer['actor']}: {did}, production is "
-                   f"{answer['production_after'] or '-'}")
+        who = answer.get("user") or answer["actor"]
+        now = answer["production_after"] or "-"
+        subject = f"[ml:{pipeline}] {EVENTS[event][0]} by {who}: {did}, production is {now}"
     facts = [("pipeline", pipeline), ("held run", answer["run_id"]), ("candidate", version),
              ("answer", answer["choice"]), ("who", answer["actor"]), ("reason", answer["reason"]),
              ("production before", answer["production_before"]), ("production now", answer["production_after"]),

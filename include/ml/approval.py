@@ -128,6 +128,21 @@ def request_markdown(request: dict, timeout_hours: float) -> str:
     return "\n".join(lines)
 
 
+def response_timeout_minutes(conf: dict, config: PipelineConfig) -> float:
+    """How long a decision waits: a run's conf ``response_timeout_minutes`` (a person starting one by hand
+    may want less), else ``decision.response_timeout_hours``. Raises :class:`DecisionRequestError` for a
+    value that is not a positive number of minutes."""
+    value = conf.get("response_timeout_minutes")
+    if value is None:
+        return config.decision.response_timeout_hours * 60
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= 60 * 24 * 30:
+        raise DecisionRequestError(f"decision on pipeline {config.name!r}: conf response_timeout_minutes {value!r} "
+                                   "is not a number of minutes above 0 and at most 43200 (30 days); leave it out "
+                                   "to wait decision.response_timeout_hours "
+                                   f"({config.decision.response_timeout_hours:g})")
+    return float(value)
+
+
 def apply_answer(config: PipelineConfig, run_id: str, chosen: list[str], user: str | None, reason: str,
                  decision_run_id: str | None = None) -> dict:
     """Carry out the answer to the request about training run ``run_id``'s held candidate: ``chosen`` is
@@ -163,7 +178,7 @@ def apply_answer(config: PipelineConfig, run_id: str, chosen: list[str], user: s
             refused = str(error)
     answer = ws.write(DecisionAnswer(
         pipeline=config.name, run_id=run_id, version=outcome.version, choice=choice, timed_out=timed_out,
-        actor=actor, reason=reason, switched=switched, refused=refused, production_before=before,
+        user=user, actor=actor, reason=reason, switched=switched, refused=refused, production_before=before,
         production_after=registry.production(), decision_run_id=decision_run_id,
         answered_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds")))
     return answer.to_dict()

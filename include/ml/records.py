@@ -191,7 +191,8 @@ class DecisionAnswer(StepRecord):
     version: str
     choice: Literal["promote", "keep"]
     timed_out: bool = False
-    actor: str
+    user: str | None = None  # who answered (None: nobody, before the timeout)
+    actor: str  # as in the audit log: "<user> via <decision run>"
     reason: str
     switched: bool = False
     refused: str | None = None  # why a promote answer did not switch (production moved, already production)

@@ -189,3 +189,49 @@ def test_pending_decisions_lists_only_open_requests_of_decision_dags():
     assert [(r["pipeline"], r["run_id"]) for r in rows] == [("credit_default", "r1")]
     assert rows[0]["answer_url"] == "/dags/ml_decision__credit_default/runs/r1/tasks/decide/required_actions"
     assert json.dumps(rows)
+
+
+# -- the emails -------------------------------------------------------------------------------
+
+
+def test_the_request_email_links_to_the_required_action_and_says_when_production_is_kept(credit_config, held):
+    from include.ml import alerts
+
+    request = approval.decision_request(credit_config, held["run_id"])
+    email = alerts.decision_request_email(request, "http://airflow/dags/d/runs/r/tasks/decide/required_actions",
+                                          "2026-01-04T00:00+00:00")
+
+    assert email.subject == "[ml:credit_default] DECISION NEEDED: promote v0003 or keep production v0002 (2026-01-03)"
+    assert "http://airflow/dags/d/runs/r/tasks/decide/required_actions" in email.html
+    assert "2026-01-04T00:00+00:00" in email.html and "Drift by feature" in email.html
+
+
+def test_the_answer_emails_name_who_and_what_and_a_timeout_says_production_was_kept(credit_config, held):
+    from include.ml import alerts
+
+    promoted = approval.apply_answer(credit_config, held["run_id"], [approval.PROMOTE], "alice", "real shift", "d1")
+    timed_out = approval.apply_answer(credit_config, held["run_id"], [approval.KEEP], None, "", "d2")
+
+    assert alerts.decision_answer_email(promoted).subject == (
+        "[ml:credit_default] DECISION by alice: v0003 promoted, production is v0003")
+    assert alerts.decision_answer_email(timed_out).subject == (
+        "[ml:credit_default] NO ANSWER: v0003 not promoted, production kept v0003")
+
+
+def test_the_deadline_email_keeps_airflows_placeholders_for_the_notifier():
+    from include.airflow_deadlines import DEADLINE, LOGICAL_DATE, RUN
+    from include.ml import alerts
+
+    email = alerts.deadline_email("training", "credit_default", "ml_training__credit_default", 1440, RUN,
+                                  LOGICAL_DATE, DEADLINE)
+
+    assert email.subject == ("[ml:credit_default] DEADLINE MISSED training: ml_training__credit_default not "
+                             "finished 1440 min after {{ dag_run.logical_date }}")
+    assert "{{ dag_run.run_id }}" in email.html and "{{ deadline.deadline_time }}" in email.html
+    # what the notifier renders when the deadline is missed (its context: the run and the deadline only)
+    import jinja2
+
+    context = {"dag_run": {"run_id": "scheduled__2026-01-03", "logical_date": "2026-01-03T00:00:00Z"},
+               "deadline": {"deadline_time": "2026-01-04T00:00:00Z"}}
+    html = jinja2.Environment().from_string(email.html).render(**context)
+    assert "scheduled__2026-01-03" in html and "2026-01-04T00:00:00Z" in html and "{{" not in html
