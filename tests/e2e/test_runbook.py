@@ -5,21 +5,12 @@ fails, or whose output no longer says what the runbook says it shows, breaks the
 
 from __future__ import annotations
 
-import re
-import subprocess
-
 import pytest
 
 from tests.conftest import ROOT
+from tests.runnable_docs import run_blocks
 
 pytestmark = pytest.mark.e2e
-
-BLOCK = re.compile(r"^```bash runnable\n(.*?)^```", re.MULTILINE | re.DOTALL)
-EXPECT = re.compile(r"^# expect: (.+)$", re.MULTILINE)
-
-
-def runnable_blocks() -> list[str]:
-    return BLOCK.findall((ROOT / "RUNBOOK.md").read_text())
 
 
 def test_the_runbook_has_runnable_commands_for_every_alert_and_procedure():
@@ -36,13 +27,4 @@ def test_the_runbook_has_runnable_commands_for_every_alert_and_procedure():
 
 def test_every_runnable_runbook_command_works_on_the_demo_environment(demo, smtp_inbox):
     assert demo.result.returncode == 0, demo.result.stdout[-3000:]
-    blocks = runnable_blocks()
-    assert len(blocks) >= 15
-    for number, block in enumerate(blocks, 1):
-        script = f"set -euo pipefail\ncd '{ROOT}'\nsource bin/airflow-env\n{block}"
-        done = subprocess.run(["bash", "-c", script], env=demo.env, capture_output=True, text=True, timeout=600)
-        output = done.stdout + done.stderr
-        where = f"runbook block {number}:\n{block}\n--- output (exit {done.returncode}) ---\n{output[-3000:]}"
-        assert done.returncode == 0, where
-        for expected in EXPECT.findall(block):
-            assert re.search(expected, output), f"expected /{expected}/ in the output of {where}"
+    assert run_blocks(ROOT / "RUNBOOK.md", demo.env) >= 15
