@@ -19,7 +19,7 @@ from include.ml.config import ConfigError, PipelineConfig, get_pipeline, load_co
 from include.ml.errors import ModelCodeError
 from include.ml.fitting import fit, split
 from include.ml.paths import PIPELINES_DIR as SHIPPED
-from include.ml.simulate import credit_default, diabetes, house_prices
+from include.ml.simulate import credit_default, diabetes, house_prices, write_batches
 from include.ml.user_code import code_changes, code_record
 from tests.conftest import ROOT
 from tests.unit.test_cli import run
@@ -300,3 +300,32 @@ def test_metadata_names_the_code_and_a_changed_module_is_reported(bundle_module)
     (ROOT / ref).unlink()
     [gone] = code_changes({"model_code": record})
     assert "is gone from the bundle" in gone
+
+
+def test_a_version_whose_code_changed_since_warns_in_models_show_and_the_scoring_log(
+        capsys, caplog, pipelines, bundle_module, run_day):
+    import datetime as dt
+    import logging
+
+    from include.ml.scoring import score_partition
+    from include.ml.simulate import write_scoring_batches
+
+    ref = bundle_module("def features(frame):\n    return frame.assign(bmi_squared=frame['bmi'] ** 2)\n")
+    path = pipelines("diabetes", {**raw("diabetes")["model"], "feature_code": f"{ref}:features"})
+    config = load_config(path)
+    write_batches(config, dt.date(2026, 1, 1), 1)
+    assert run_day(config, "2026-01-01")["branch"] == "promote"
+    [source] = write_scoring_batches(config, dt.date(2026, 1, 2), 1, partitions=1)["scoring"]
+    code, out, _ = run(capsys, "models", "show", "--pipeline", "diabetes", "v0001")
+    assert code == 0 and f"feature_code: {ref}:features (sha256 " in out and "warning" not in out
+
+    (ROOT / ref).write_text("def features(frame):\n    return frame.assign(bmi_squared=frame['bmi'] ** 3)\n")
+
+    code, out, _ = run(capsys, "models", "show", "--pipeline", "diabetes", "v0001")
+    assert code == 0
+    assert f"  warning: model.feature_code {ref} changed since this version was trained" in out
+    with caplog.at_level(logging.WARNING, logger="include.ml.scoring"):
+        summary = score_partition(config, str(source), "2026-01-02")
+    assert summary["scored"] == 40  # a warning, not a failure
+    assert any(f"pipeline diabetes, production v0001: model.feature_code {ref} changed" in r.getMessage()
+               for r in caplog.records)
