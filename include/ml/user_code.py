@@ -219,6 +219,8 @@ def build_from_class(config) -> Any:
     except Exception as exc:  # the class's own check of a value
         raise ModelCodeError(f"{unfit}: {type(exc).__name__}: {exc}. {fix}") from None
     _check_values(model, unfit, fix)
+    # again on the instance: a method such as SVC's predict_proba exists only with some parameters
+    check_estimator(model, config.task, _where(config, "estimator"), f"{spec.import_path} with these model.params")
     return model
 
 

@@ -137,7 +137,10 @@ def test_config_check_accepts_a_class_by_import_path(capsys, pipelines):
     ({"estimator": "sklearn.ensemble.ExtraTreesClassifier", "params": {"n_estimators": "many"}},
      "model.params do not fit sklearn.ensemble.ExtraTreesClassifier: The 'n_estimators' parameter of "
      "ExtraTreesClassifier must be an int"),
-], ids=["class-missing", "module-missing", "not-an-estimator", "no-predict-proba", "unknown-param", "bad-value"])
+    ({"estimator": "sklearn.svm.SVC", "params": {"probability": False}},
+     "model.estimator: sklearn.svm.SVC with these model.params has no predict_proba"),
+], ids=["class-missing", "module-missing", "not-an-estimator", "no-predict-proba", "unknown-param", "bad-value",
+        "no-predict-proba-with-params"])
 def test_config_check_names_the_file_and_key_of_a_wrong_estimator(capsys, pipelines, model, expected):
     path = pipelines("credit_default", model)
 
