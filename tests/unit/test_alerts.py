@@ -100,8 +100,9 @@ def test_text_from_data_and_errors_is_escaped():
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; more" in body
 
 
-ROW = re.compile(r"<tr style='background:[^']*'><td>(.*?)</td><td>(\w+)</td><td><b>(\w+)</b></td>"
-                 r"(?:<td align='right'>(?:-?[\d.]+|–)</td>){6}<td>(.*?)</td><td>(.*?)</td></tr>")
+# feature, importance rank (none without a stored importance), type, level badge, six statistics, new levels, why
+ROW = re.compile(r"<tr><td>(.*?)</td><td class='num'>(?:\d+|–)</td><td>(\w+)</td><td><span class='badge'[^>]*>"
+                 r"(\w+)</span></td>(?:<td class='num'>(?:-?[\d.]+|–)</td>){6}<td>(.*?)</td><td>(.*?)</td></tr>")
 
 
 def test_a_held_email_shows_the_drift_table_severe_feature_first(drift):

@@ -480,7 +480,8 @@ def test_the_summary_of_a_report_with_fewer_than_five_features_lists_them_all(re
     assert summary["drifted_share"] == 0.5
 
 
-HTML_ROW = re.compile(r"<tr style='background:[^']*'><td>(.*?)</td><td>(\w+)</td><td><b>(\w+)</b></td>")
+HTML_ROW = re.compile(r"<tr><td>(.*?)</td><td class='num'>(?:\d+|–)</td><td>(\w+)</td>"
+                      r"<td><span class='badge'[^>]*>(\w+)</span></td>")
 
 
 def test_the_html_table_lists_every_feature_severe_first(report_of):
