@@ -59,7 +59,7 @@ def _fit_one(p: np.ndarray, truth: np.ndarray, method: str) -> dict:
 def _apply_one(mapping: dict, p: np.ndarray) -> np.ndarray:
     if "x" in mapping:
         return np.interp(p, mapping["x"], mapping["y"])
-    return 1.0 / (1.0 + np.exp(-(mapping["a"] * _logit(p) + mapping["b"])))
+    return 1.0 / (1.0 + np.exp(-np.clip(mapping["a"] * _logit(p) + mapping["b"], -500, 500)))
 
 
 def _indicator(y: np.ndarray, classes: list) -> np.ndarray:

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 
 from include.ml import estimation, paths, performance, scoring
 from include.ml.cli import main
+from include.ml.config import get_pipeline
 from include.ml.simulate import write_batches, write_scoring_batches
 from include.ml.steps import registry_for
 
@@ -151,3 +152,19 @@ def test_regression_records_that_it_is_not_estimated_and_why(house_config, run_d
     assert found["status"] == "not_estimated" and found["value"] is None
     assert found["reasons"] == ["regression: a regressor gives no per-row distribution of its error to estimate a "
                                 "metric from"]
+
+
+def test_a_multiclass_pipeline_estimates_its_accuracy_and_macro_auc_and_records_them_beside_the_labels(run_day):
+    config = get_pipeline("digits")  # ten classes, primary metric accuracy
+    write_batches(config, DAY1, 1)
+    run_day(config, DAY1.isoformat())
+    calibration = registry_for(config).metadata("v0001")["calibration"]
+    assert len(calibration["classes"]) == len(calibration["maps"]) == 10
+    delivered = write_scoring_batches(config, SCORED, 1, partitions=1, rows=300)
+    found = _score_date(config, SCORED.isoformat())["estimated_performance"]["v0001"]
+    assert found["metric"] == "accuracy" and found["lower"] < found["value"] < found["upper"]
+    assert 0.5 < found["estimates"]["roc_auc"]["value"] <= 1 and found["status"] == "ok"
+
+    labels_date = delivered["labels"][0].name[:10]
+    [record] = performance.measure(config, labels_date)["records"]
+    assert record["rows"] == 300 and abs(record["estimation_error"]) < 0.1  # the same images' world
