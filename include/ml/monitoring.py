@@ -296,8 +296,13 @@ def _estimated(config: PipelineConfig) -> list[dict]:
     return [{"date": s.get("logical_date"), "version": version, "value": _round(e.get("value")),
              "lower": _round(e.get("lower")), "upper": _round(e.get("upper")), "rows": e.get("rows"),
              "method": e.get("method"), "status": e.get("status"), "reasons": e.get("reasons") or []}
-            for s in scoring_history(config) for version, e in (s.get("estimated_performance") or {}).items()
+            for s in scoring_history(config) for version, e in _mapping(s.get("estimated_performance")).items()
             if isinstance(e, dict)]
+
+
+def _mapping(value: object) -> dict:
+    """``value`` when it is a dict (a history line's field, read from disk), else empty."""
+    return value if isinstance(value, dict) else {}
 
 
 def _importance(registry, version: str | None) -> dict | None:
