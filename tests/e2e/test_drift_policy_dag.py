@@ -29,8 +29,9 @@ def serialized(dag):
     from airflow.serialization.serialized_objects import LazyDeserializedDAG
     from airflow.utils.session import create_session
 
-    with create_session() as session:
+    with create_session() as session:  # the bundle's row first, committed: the DAG's row refers to it
         DagBundlesManager().sync_bundles_to_db(session=session)
+    with create_session() as session:
         update_dag_parsing_results_in_db("ml_pipeline", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(),
                                          session=session)
     return dag
