@@ -157,6 +157,7 @@ def test_config_check_reports_each_pipeline_ok(capsys):
     assert code == 0
     assert out.splitlines() == [
         "credit_default: ok (classification, hist_gradient_boosting, roc_auc)",
+        "diabetes: ok (regression, include/models/diabetes.py:build_model, r2)",
         "digits: ok (classification, logistic_regression, accuracy)",
         "house_prices: ok (regression, random_forest, rmse)",
     ]
