@@ -15,26 +15,11 @@ from include.ml.records import OutcomeRecord
 from include.ml.simulate import write_batches
 from include.ml.steps import registry_for, run_steps
 from tests.conftest import body_of
+from tests.e2e.dag_support import serialized
 
 pytestmark = pytest.mark.e2e
 
 DAY1 = dt.date(2026, 1, 1)
-
-
-def serialized(dag):
-    """``dag`` written to the metadata database as the DAG processor would: dag.test() runs only a
-    serialized DAG, and this one is built from a config outside include/pipelines."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
-
-    with create_session() as session:  # the bundle's row first, committed: the DAG's row refers to it
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    with create_session() as session:
-        update_dag_parsing_results_in_db("ml_pipeline", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(),
-                                         session=session)
-    return dag
 
 
 def promote_if_better(config: PipelineConfig) -> PipelineConfig:
