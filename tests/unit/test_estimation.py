@@ -3,8 +3,6 @@ in the scoring history, and the realised metric recorded beside the estimate for
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,14 +13,7 @@ from include.ml.cli import main
 from include.ml.config import get_pipeline
 from include.ml.simulate import write_batches, write_scoring_batches
 from include.ml.steps import registry_for
-
-DAY1 = dt.date(2026, 1, 1)
-SCORED = dt.date(2026, 1, 2)
-
-
-def _score_date(config, ds: str) -> dict:
-    summaries = [scoring.score_partition(config, path, ds) for path in scoring.partitions(config, ds)]
-    return scoring.summarise(config, ds, summaries, run_id=f"test__{ds}")
+from tests.unit.test_performance import DAY1, SCORED, _score_date
 
 
 @pytest.fixture
