@@ -262,7 +262,11 @@ def markdown_reference() -> str:
         lines += [f"| `{key.path}` | {_cell(key.type)} | {_cell(key.default)} | {_cell(key.meaning)} |"
                   for key in section.keys]
         lines.append("")
-    lines += ["## Estimators", "", "The choices of `model.estimator` (include/ml/estimators.py).", "",
+    lines += ["## Estimators", "",
+              "The short names `model.estimator` takes (include/ml/estimators.py). It also takes the import "
+              "path of any scikit-learn-compatible class (`sklearn.ensemble.ExtraTreesClassifier`: `fit` and "
+              "`predict`, and `predict_proba` for classification), and `model.factory` names a function of the "
+              "bundle that returns the model instead ([notebook-to-pipeline.md](notebook-to-pipeline.md)).", "",
               *_estimators_table(), "", "## Metrics", "",
               "The choices of `metric`; for a lower-is-better metric `gates.min_score` is a ceiling.", "",
               *_metrics_table(), ""]
