@@ -42,10 +42,8 @@ test-fast: install ## the tests that need no Airflow run (a few minutes; lint is
 lint: install
 	$(VENV)/bin/ruff check .
 
-airflow: install ## Airflow UI and scheduler on http://localhost:8080 with this bundle (airflow standalone)
-	bin/airflow db migrate >/dev/null
-	@echo "Login: user 'admin', password in .airflow/simple_auth_manager_passwords.json.generated"
-	bin/airflow standalone
+airflow: install ## this bundle in a local Airflow (UI on http://localhost:8080, or AIRFLOW__API__PORT) with a mail server for its alerts (var/mail); Ctrl-C or SIGTERM stops all of it
+	$(PY) bin/local_airflow.py
 
 EVIDENTLY := benchmarks/.venv-evidently
 $(EVIDENTLY)/bin/python:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import sys
 from typing import Any
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
@@ -83,8 +84,12 @@ class TaskFailureEmail(_EmailCallback):
         from airflow.sdk.exceptions import AirflowSensorTimeout
 
         from include.ml.errors import ArtifactIntegrityError
-        from include.ml.scoring import TooManyRejectsError
 
+        # only a scoring task can raise TooManyRejectsError, and it has imported the module then: other
+        # tasks' callbacks skip importing scikit-learn (seconds on a busy machine, inside the task's
+        # task_success_overtime)
+        scoring = sys.modules.get("include.ml.scoring")
+        too_many_rejects = getattr(scoring, "TooManyRejectsError", None)
         ti = context["ti"]
         exception = context.get("exception")
 
@@ -92,7 +97,7 @@ class TaskFailureEmail(_EmailCallback):
             return isinstance(exception, kind) or isinstance(getattr(exception, "__cause__", None), kind)
 
         event = ("artifact_tampered" if caused_by(ArtifactIntegrityError)
-                 else "scoring_rejects" if caused_by(TooManyRejectsError)
+                 else "scoring_rejects" if too_many_rejects and caused_by(too_many_rejects)
                  else "batch_late" if isinstance(exception, AirflowSensorTimeout) else "task_failed")
         return alerts.task_failure_email(
             self.pipeline, ti.dag_id, ti.task_id, _run_id(context), context.get("ds"),
