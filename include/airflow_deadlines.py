@@ -19,8 +19,9 @@ from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 from include.ml import alerts
 from include.ml.config import PipelineConfig
 
-# what the notifier fills in when the deadline is missed: the callback receives only the run and the deadline
-RUN, LOGICAL_DATE, DEADLINE = "{{ dag_run.run_id }}", "{{ dag_run.logical_date }}", "{{ deadline.deadline_time }}"
+# what the notifier fills in when the deadline is missed: the callback receives only the run (the REST API's
+# DAGRunResponse, as JSON) and the deadline
+RUN, LOGICAL_DATE, DEADLINE = "{{ dag_run.dag_run_id }}", "{{ dag_run.logical_date }}", "{{ deadline.deadline_time }}"
 
 
 def deadline_alerts(config: PipelineConfig, kind: Literal["training", "scoring"]) -> list[DeadlineAlert]:

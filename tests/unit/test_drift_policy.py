@@ -227,11 +227,11 @@ def test_the_deadline_email_keeps_airflows_placeholders_for_the_notifier():
 
     assert email.subject == ("[ml:credit_default] DEADLINE MISSED training: ml_training__credit_default not "
                              "finished 1440 min after {{ dag_run.logical_date }}")
-    assert "{{ dag_run.run_id }}" in email.html and "{{ deadline.deadline_time }}" in email.html
+    assert "{{ dag_run.dag_run_id }}" in email.html and "{{ deadline.deadline_time }}" in email.html
     # what the notifier renders when the deadline is missed (its context: the run and the deadline only)
     import jinja2
 
-    context = {"dag_run": {"run_id": "scheduled__2026-01-03", "logical_date": "2026-01-03T00:00:00Z"},
+    context = {"dag_run": {"dag_run_id": "scheduled__2026-01-03", "logical_date": "2026-01-03T00:00:00Z"},
                "deadline": {"deadline_time": "2026-01-04T00:00:00Z"}}
     html = jinja2.Environment().from_string(email.html).render(**context)
     assert "scheduled__2026-01-03" in html and "2026-01-04T00:00:00Z" in html and "{{" not in html
