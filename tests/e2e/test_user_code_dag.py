@@ -18,7 +18,7 @@ from include.ml.config import get_pipeline
 from include.ml.simulate import write_batches, write_scoring_batches
 from include.ml.steps import registry_for
 from include.ml.user_code import CodeReference, source_sha256
-from tests.conftest import ROOT
+from tests.conftest import ROOT, body_of
 from tests.e2e import test_batch_scoring_dag
 from tests.runnable_docs import run_blocks
 
@@ -99,3 +99,36 @@ def test_the_notebook_walkthrough_commands_run_on_a_fresh_data_root(airflow_db, 
     env = {**os.environ, "ML_HOME": str(tmp_path / "ml-home")}
 
     assert run_blocks(ROOT / "docs" / "notebook-to-pipeline.md", env) == 4
+
+
+def test_model_code_that_config_check_refuses_fails_the_first_task_once_without_retries(
+        bundle_dags, ml_home, smtp_inbox):
+    """The DAG parsed (the module defines the function), but the function returns no model: the run's
+    first step says so, naming the file and key, and is not retried; nothing is trained."""
+    import uuid
+
+    from include.ml.config import PipelineConfig
+
+    module = ROOT / "include" / "models" / f"_test_{uuid.uuid4().hex[:10]}.py"
+    module.write_text("def build_model(seed, **params):\n    params  # forgot to return the model\n")
+    try:
+        shipped = get_pipeline("diabetes")
+        config = PipelineConfig.model_validate({**shipped.model_dump(mode="json"), "model": {
+            **shipped.model_dump(mode="json")["model"], "factory": f"{module.relative_to(ROOT)}:build_model"}})
+        training_module = next(m for m in list(sys.modules.values())  # dags/ml_training.py, as the bag loaded it
+                               if getattr(m, "__file__", None) == str(ROOT / "dags" / "ml_training.py"))
+        dag = training_module.build_training_dag(config)
+        write_batches(config, dt.date(2026, 1, 1), 1)
+
+        run = dag.test(logical_date=dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
+    finally:
+        module.unlink()
+        sys.modules.pop(f"include.models.{module.stem}", None)
+
+    tasks = {ti.task_id: ti for ti in run.get_task_instances()}
+    assert str(run.state) == "failed"
+    assert str(tasks["extract"].state) == "failed" and tasks["extract"].try_number == 1  # not retried
+    assert str(tasks["train"].state) == "upstream_failed"
+    assert registry_for(config).versions() == []
+    text = body_of(smtp_inbox.wait_for("extract"))
+    assert "model.factory: include/models/_test_" in text and "returned NoneType" in text
