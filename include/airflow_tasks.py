@@ -105,8 +105,9 @@ SQLALCHEMY_DRIVERS = {"postgres": "postgresql+psycopg2", "postgresql": "postgres
 def source_url(source: object) -> str | None:
     """At task time, never while parsing: the SQLAlchemy URL of a query's Airflow connection (``source``
     a :class:`~include.ml.config.SqlQuery`, such as a ``kind: sql`` source or ``scoring.query``), built from
-    its fields (type, login, password, host, port, schema as the database, extras as URL options) and
-    masked in every log; ``None`` for a file source or no query. A connection that does not exist is a
+    its fields (type, login, password, host, port, schema as the database, extras as URL options; the extra
+    ``sqlalchemy_scheme`` names the driver of a type not in :data:`SQLALCHEMY_DRIVERS`) and masked in every
+    log; ``None`` for a file source or no query. A connection that does not exist, or names no driver, is a
     :class:`~include.ml.errors.ConfigError` (no retries)."""
     from include.ml.config import SqlQuery
 
@@ -125,11 +126,17 @@ def source_url(source: object) -> str | None:
         raise ConfigError(
             f"query {source.name!r} reads through the Airflow connection {source.connection!r}, which does not exist: "
             f"create it (RUNBOOK.md, 'The SQL source connection'): bin/airflow connections add {source.connection} "
-            "--conn-type postgres --conn-host HOST --conn-port 5432 --conn-schema DATABASE --conn-login USER "
-            "--conn-password ...") from None
-    options = {key: str(value) for key, value in connection.extra_dejson.items()
-               if isinstance(value, str | int | float | bool)}
-    url = URL.create(SQLALCHEMY_DRIVERS.get(connection.conn_type, connection.conn_type),
+            "--conn-json '{\"conn_type\": \"postgres\", \"host\": ..., \"port\": 5432, \"schema\": DATABASE, "
+            "\"login\": ..., \"password\": ...}'") from None
+    extra = dict(connection.extra_dejson)
+    driver = extra.pop("sqlalchemy_scheme", None) or SQLALCHEMY_DRIVERS.get(connection.conn_type)
+    if not driver:  # without the postgres provider, `connections add --conn-type postgres` stores "generic"
+        raise ConfigError(
+            f"query {source.name!r}: the Airflow connection {source.connection!r} has type {connection.conn_type!r}, "
+            "which names no database driver: create it with --conn-json and \"conn_type\": \"postgres\" (RUNBOOK.md, "
+            "'The SQL source connection'), or give its extra a sqlalchemy_scheme such as postgresql+psycopg2")
+    options = {key: str(value) for key, value in extra.items() if isinstance(value, str | int | float | bool)}
+    url = URL.create(driver,
                      username=connection.login or None, password=connection.password or None,
                      host=connection.host or None, port=connection.port or None,
                      database=connection.schema or None, query=options).render_as_string(hide_password=False)

@@ -116,3 +116,50 @@ def test_a_run_alerting_through_an_authenticated_smtp_server_leaks_its_password_
     assert leaked == [], f"the SMTP password appears in: {leaked}"
     secrets = [v for k, v in os.environ.items() if re.search(r"PASSWORD|SECRET|FERNET|TOKEN", k) and len(v) >= 12]
     assert not [where for where, text in places.items() for s in secrets if s in text]
+
+
+def test_a_run_reading_its_batch_through_a_database_connection_leaks_the_password_nowhere(
+        airflow_db, ml_home, monkeypatch, capfd, caplog, smtp_inbox):
+    """The SQL source (issue 18): the connection's password reaches PostgreSQL (the rows are read) and
+    nothing else: not the task output or logs, the data root's files, XCom or the emails, also when the
+    query fails (its error goes to the failure email and the run history)."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from tests.sql_source_support import (
+        CANARY_PASSWORD,
+        START,
+        connect,
+        deliver,
+        run,
+        source_database,
+        sql_pipeline,
+        training_dag,
+    )
+
+    connect(monkeypatch)
+    smtp_inbox.clear()
+    with source_database() as database:
+        deliver(database, START, seed=1)
+        good = sql_pipeline(database)
+        read, _ = run(training_dag(good), START)
+        broken = sql_pipeline(database, query=f"SELECT * FROM {database.schema}.missing WHERE day = :ds")
+        failed, _ = run(training_dag(broken), START + dt.timedelta(days=1))
+
+    assert str(read.state) == "success" and str(failed.state) == "failed"
+    smtp_inbox.wait_for("PROMOTED: v0001")
+    smtp_inbox.wait_for("FAILED task extract")
+    captured = capfd.readouterr()
+    places = {"task output": captured.out + captured.err, "log records": caplog.text,
+              "emails": "\n".join(m.as_string() for m in smtp_inbox.messages)}
+    for folder in (airflow_db / "logs", ml_home):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                places[str(path)] = path.read_bytes().decode(errors="replace")  # Parquet files too
+    with create_session() as session:
+        for xcom in session.query(XComModel).filter(XComModel.run_id.in_([read.run_id, failed.run_id])):
+            places[f"XCom {xcom.task_id}/{xcom.key}"] = json.dumps(xcom.value, default=str)
+    assert any(where.startswith("XCom extract") for where in places) and len(places) > 10
+    leaked = [where for where, text in places.items() if CANARY_PASSWORD in text]
+    assert leaked == [], f"the database password appears in: {leaked}"
+    assert not [where for where, text in places.items() if "postgresql+psycopg2://" in text]

@@ -256,3 +256,21 @@ def test_bad_rows_from_the_database_fail_validation_and_are_quarantined_like_a_b
     reasons = json.loads((ml_home / "quarantine" / "credit_default" / raised.value.quarantined_to.rpartition("/")[2]
                           / "reasons.json").read_text())
     assert reasons["ds"] == "2026-01-01"
+
+
+def test_the_config_shown_in_docs_sql_source_md_is_valid(credit_config):
+    import re
+
+    import yaml
+
+    from include.ml.paths import REPO_ROOT
+
+    [block] = re.findall(r"```yaml\n(.*?)```", (REPO_ROOT / "docs" / "sql-source.md").read_text(), re.DOTALL)
+    shown = yaml.safe_load(block)
+    raw = credit_config.model_dump(mode="json")
+    raw["source"], raw["scoring"]["query"] = shown["source"], shown["scoring"]["query"]
+
+    config = PipelineConfig.model_validate(raw)
+
+    assert isinstance(config.source, SqlSource) and config.source.file_name == "query-credit_daily.parquet"
+    assert config.scoring.query.name == "credit_to_score"
