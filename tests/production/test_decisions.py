@@ -160,9 +160,10 @@ def test_a_training_run_still_waiting_for_its_batch_past_its_deadline_emails_onc
     assert alert["Subject"].startswith(f"[ml:credit_default] DEADLINE MISSED training: {config.dag_id} not "
                                        f"finished {minutes:g} min after {logical.date().isoformat()}T")
     assert late["dag_run_id"] in body_of(alert)
+    cluster.wait_until("the run waiting for its batch (deferred, no worker slot)", lambda: {
+        t["task_id"]: t["state"] for t in cluster.task_instances(config.dag_id, late["dag_run_id"])
+    }.get(WAIT_TASK) == "deferred")
     run = next(r for r in cluster.dag_runs(config.dag_id) if r["dag_run_id"] == late["dag_run_id"])
-    assert run["state"] == "running"  # still waiting for its batch
-    states = {t["task_id"]: t["state"] for t in cluster.task_instances(config.dag_id, late["dag_run_id"])}
-    assert states[WAIT_TASK] == "deferred"
+    assert run["state"] == "running"
     time.sleep(30)  # several scheduler loops: a missed deadline is handled once
     assert sum("DEADLINE MISSED training" in s for s in smtp_inbox.subjects()) == 1
