@@ -18,7 +18,6 @@ import datetime as dt
 import mailbox
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -33,16 +32,6 @@ START = dt.date(2026, 1, 1)
 DAYS = 4
 DRIFT_FROM = START + dt.timedelta(days=DAYS - 1)
 SCORE_DAYS = (START + dt.timedelta(days=1), START + dt.timedelta(days=DAYS - 1))
-
-
-def _free_port(preferred: int) -> int:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            probe.bind(("127.0.0.1", 0))
-            return probe.getsockname()[1]
 
 
 def _subjects(maildir: Path) -> list[str]:
@@ -102,12 +91,13 @@ def score_and_measure(config, run, logs: Path) -> int:
 def main() -> int:
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Mailbox
+    from local_airflow import free_port  # bin/, beside this file
 
     env = dict(os.environ)
     env.setdefault("ML_HOME", str(ROOT / "var"))
     env.setdefault("AIRFLOW_HOME", str(ROOT / ".airflow"))
     data_root = Path(env["ML_HOME"])
-    port = _free_port(int(env.get("ML_SMTP_PORT", "8025")))
+    port = free_port(int(env.get("ML_SMTP_PORT", "8025")))
     env["ML_SMTP_PORT"] = str(port)
     env.pop("AIRFLOW_CONN_SMTP_DEFAULT", None)  # bin/airflow-env points smtp_default at ML_SMTP_PORT
     if not env.get("ML_SIGNING_KEY"):  # the model signing key, outside the data root, made on first use
