@@ -274,3 +274,45 @@ def test_the_config_shown_in_docs_sql_source_md_is_valid(credit_config):
 
     assert isinstance(config.source, SqlSource) and config.source.file_name == "query-credit_daily.parquet"
     assert config.scoring.query.name == "credit_to_score"
+
+
+# -- the DAGs' URL, from the Airflow connection -------------------------------------------------
+
+
+def airflow_connection(monkeypatch, conn_id: str, **fields) -> None:
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(fields))
+
+
+def test_the_dags_build_the_url_from_the_connection_fields_and_read_through_it(monkeypatch, database, tmp_path):
+    from include.airflow_tasks import source_url
+
+    database.load(days())
+    airflow_connection(monkeypatch, "ml_source", conn_type="postgres", host="127.0.0.1", port=5432, schema="test",
+                       login="postgres", password="p@ss:w/rd " + CANARY_PASSWORD, extra={"connect_timeout": 5})
+
+    url = source_url(query(database))
+
+    assert url.startswith("postgresql+psycopg2://postgres:p%40ss%3Aw%2Frd") and url.endswith("connect_timeout=5")
+    assert read_query(url, query(database), "2026-01-02", tmp_path / "d.parquet").rows == 30
+
+def test_a_file_source_needs_no_url(credit_config):
+    from include.airflow_tasks import source_url
+
+    assert source_url(credit_config.source) is None and source_url(credit_config.scoring.query) is None
+
+
+def test_a_connection_missing_or_of_a_type_without_a_driver_says_how_to_create_it(monkeypatch):
+    from include.airflow_tasks import source_url
+
+    missing = SqlQuery(name="daily", connection="ml_nowhere", query="SELECT :ds")
+    with pytest.raises(ConfigError, match=r"'ml_nowhere', which does not exist: create it .* add ml_nowhere"):
+        source_url(missing)
+    # `connections add --conn-type postgres` without the postgres provider stores the type as generic
+    airflow_connection(monkeypatch, "ml_generic", conn_type="generic", host="db", password=CANARY_PASSWORD)
+    with pytest.raises(ConfigError, match="has type 'generic', which names no database driver") as raised:
+        source_url(SqlQuery(name="daily", connection="ml_generic", query="SELECT :ds"))
+    assert CANARY_PASSWORD not in str(raised.value)
+    airflow_connection(monkeypatch, "ml_generic", conn_type="generic", host="db", extra={
+        "sqlalchemy_scheme": "postgresql+psycopg2"})
+    assert source_url(SqlQuery(name="daily", connection="ml_generic", query="SELECT :ds")) == \
+        "postgresql+psycopg2://db"
