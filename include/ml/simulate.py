@@ -18,6 +18,7 @@ import pandas as pd
 
 from include.ml import paths, storage
 from include.ml.config import PipelineConfig
+from include.ml.errors import ConfigError
 
 
 def _rng(seed: int, day: dt.date, salt: int = 0) -> np.random.Generator:
@@ -277,6 +278,10 @@ def write_batches(
     sim = config.simulation
     if sim is None:
         raise ValueError(f"pipeline {config.name!r} has no 'simulation' section: nothing generates its data")
+    if config.source.kind != "files":
+        raise ConfigError(f"pipeline {config.name!r} reads its batches with a query (source.kind "
+                         f"{config.source.kind!r}): simulation writes landing files; load the generated rows into "
+                         "the query's table instead")
     generate = GENERATORS[sim.generator]
     drift_from = drift_from or sim.drift_from
     written = []

@@ -316,3 +316,10 @@ def test_a_connection_missing_or_of_a_type_without_a_driver_says_how_to_create_i
         "sqlalchemy_scheme": "postgresql+psycopg2"})
     assert source_url(SqlQuery(name="daily", connection="ml_generic", query="SELECT :ds")) == \
         "postgresql+psycopg2://db"
+
+
+def test_simulation_refuses_a_pipeline_whose_source_is_a_query(credit_config, database):
+    from include.ml.simulate import write_batches
+
+    with pytest.raises(ConfigError, match=r"reads its batches with a query .* load the generated rows into the query"):
+        write_batches(sql_config(credit_config, database), dt.date(2026, 1, 1), 1)
