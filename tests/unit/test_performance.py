@@ -170,7 +170,9 @@ def test_cli_measures_a_delivery_and_lists_the_history(credit_scored, capsys):
     assert main(["performance", "--pipeline", "credit_default", "--labels-date", labels_date]) == 0
     out = capsys.readouterr().out
     assert "600 row(s) in 1 file(s), 598 matched to predictions, 2 not" in out
-    assert re.search(rf"^{labels_date}\s+{SCORED}\s+v0001\s+598\s+0\.\d{{4}}\s+0\.\d{{4}}\s+ok$", out, re.M), out
+    # realised, validation, status, then the estimate of the same rows and realised - estimated
+    assert re.search(rf"^{labels_date}\s+{SCORED}\s+v0001\s+598\s+0\.\d{{4}}\s+0\.\d{{4}}\s+ok\s+0\.\d{{4}}"
+                     r"\s+[-+]?0\.\d{4}$", out, re.M), out
     assert main(["performance", "--pipeline", "credit_default", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["rows"] == 598
 
