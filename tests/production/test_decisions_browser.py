@@ -16,7 +16,7 @@ from include.ml.config import get_pipeline
 from include.ml.simulate import write_batches
 from include.ml.steps import registry_for, run_steps
 from tests.conftest import ROOT
-from tests.e2e.test_browser import chromium, log_in
+from tests.e2e.test_browser import chromium
 from tests.production import test_production_shape as shape
 from tests.production.test_decisions import _awaiting, _hitl_path, _succeeded
 
@@ -27,9 +27,12 @@ DAY1 = dt.date(2026, 1, 1)
 database, celery_queue, cluster = shape.database, shape.celery_queue, shape.cluster
 
 
-class _Server:  # what tests.e2e.test_browser.log_in needs
-    def __init__(self, base: str, password: str):
-        self.base, self.password = base, password
+def log_in(page, base: str, password: str) -> None:
+    """Airflow's login form (the Simple auth manager's) as the admin."""
+    page.goto(base + "/")
+    page.locator("input[name=username]").fill("admin")
+    page.locator("input[type=password]").fill(password)
+    page.keyboard.press("Enter")
 
 
 def test_a_person_answers_the_required_action_in_the_airflow_ui(cluster, smtp_inbox):
@@ -59,7 +62,7 @@ def test_a_person_answers_the_required_action_in_the_airflow_ui(cluster, smtp_in
         try:
             page = browser.new_context(viewport={"width": 1400, "height": 1100}).new_page()
             page.set_default_timeout(60_000)
-            log_in(page, _Server(cluster.location.api_url, cluster.password))
+            log_in(page, cluster.location.api_url, cluster.password)
             expect(page.get_by_role("link", name="Dags").first).to_be_visible(timeout=60_000)  # logged in
             page.goto(cluster.location.api_url + row["answer_url"])
             expect(page.get_by_text(f"promote candidate {summary['version']} or keep production").first).to_be_visible(
