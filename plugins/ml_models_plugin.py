@@ -1,5 +1,15 @@
 """Airflow plugin "ML models": the pipelines' monitoring pages and their JSON API, served by the
-Airflow API server under ``/ml-models/`` and linked from the UI's navigation bar.
+Airflow API server under ``/ml-models/``, and shown inside the Airflow UI at ``/plugin/ml-models``
+(navigation bar "ML models").
+
+Inside the UI the page is a ``react_apps`` plugin (``plugins/ml_models_app.js``), not an external view:
+Airflow 3.3.2 frames external views with ``sandbox="allow-scripts allow-same-origin allow-forms
+allow-downloads"``, which forbids every navigation of the UI from the page (no link into Airflow can
+work) and writes the frame's own path after ``/plugin/<route>`` in the address bar (the doubled
+``/plugin/ml-models/ml-models/...``). The react app runs in the UI's own document with the host's React:
+it fetches this app's server-rendered page (``?embed=1``: the same templates as the report file, so
+there is one home for the presentation), injects it, and turns clicks on links into in-app navigations;
+the page's styles read the UI's Chakra theme variables, so light and dark themes and fonts follow the UI.
 
 Every route needs an authenticated Airflow user, checked by Airflow's own dependency
 (``airflow.api_fastapi.core_api.security.get_user``: the UI's ``_token`` session cookie or an
@@ -7,7 +17,8 @@ Every route needs an authenticated Airflow user, checked by Airflow's own depend
 DAG the auth manager lets them read. Without a valid session or token: 401 (403 for a bad token)
 and no data.
 
-Pages: ``/ml-models/`` (overview), ``/ml-models/pipelines/{name}`` (detail). JSON:
+Pages: ``/ml-models/`` (overview), ``/ml-models/pipelines/{name}`` (detail), each with ``?embed=1``
+for the react app; ``/ml-models/static/app.js`` is the react app's bundle. JSON:
 ``/ml-models/api/pipelines``, ``/ml-models/api/pipelines/{name}``, schema at
 ``/ml-models/api/openapi.json``; ``/ml-models/api/pipelines/{name}/report.html`` is the standalone
 report file (as ``python -m include.ml report``). The content comes from ``include/ml/monitoring.py``, the
@@ -37,9 +48,13 @@ from fastapi import Depends, FastAPI, HTTPException, Request  # noqa: E402
 from fastapi.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-PREFIX = "/ml-models"
+from include.ml.monitoring import DASHBOARD_PREFIX, UI_ROUTE  # noqa: E402
+
+PREFIX = DASHBOARD_PREFIX
 ROOT = API_ROOT_PATH.rstrip("/")  # Airflow served under a sub-path keeps working
 RUNS_PER_DAG = 200
+APP_SCRIPT = Path(__file__).with_name("ml_models_app.js")
+WAITING_STATES = ("up_for_retry", "up_for_reschedule", "deferred")  # a task waiting, not failing
 
 User = Annotated[BaseUser, Depends(get_user)]
 
@@ -78,17 +93,31 @@ def _config(name: str, user: BaseUser):
 
 
 def _airflow_runs(session, dag_ids: list[str]) -> dict[str, list[dict]]:
-    """Airflow's own record of the training DAG runs (a failed run writes no history line)."""
+    """Airflow's own record of the training DAG runs (a failed run writes no history line): run id,
+    state, logical date, end date, and ``waiting_for_batch`` for a running run whose batch task
+    (``monitoring.BATCH_TASKS``) waits to retry or is deferred."""
     from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+
+    from include.ml.monitoring import BATCH_TASKS
+
+    def text(state) -> str:
+        return str(state.value if hasattr(state, "value") else state)
 
     out: dict[str, list[dict]] = {d: [] for d in dag_ids}
     for dag_id in dag_ids:
         rows = session.execute(
             select(DagRun.run_id, DagRun.state, DagRun.logical_date, DagRun.end_date)
             .where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).limit(RUNS_PER_DAG)).all()
-        out[dag_id] = [{"run_id": r.run_id, "state": str(r.state.value if hasattr(r.state, "value") else r.state),
+        running = [r.run_id for r in rows if text(r.state) in ("running", "queued")]
+        waiting = set(session.scalars(
+            select(TaskInstance.run_id).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_(running),
+                                              TaskInstance.task_id.in_(BATCH_TASKS),
+                                              TaskInstance.state.in_(WAITING_STATES)))) if running else set()
+        out[dag_id] = [{"run_id": r.run_id, "state": text(r.state),
                         "logical_date": r.logical_date.isoformat() if r.logical_date else None,
-                        "end_date": r.end_date.isoformat(timespec="seconds") if r.end_date else None} for r in rows]
+                        "end_date": r.end_date.isoformat(timespec="seconds") if r.end_date else None,
+                        "waiting_for_batch": r.run_id in waiting} for r in rows]
     return out
 
 
@@ -149,17 +178,30 @@ def api_schema(user: User) -> dict[str, Any]:
 
 
 @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-def overview_page(user: User, session: SessionDep) -> HTMLResponse:
+def overview_page(user: User, session: SessionDep, embed: bool = False) -> HTMLResponse:
+    """The overview; ``embed``: the part the react app shows inside the Airflow UI."""
     from include.ml import monitoring
 
-    return HTMLResponse(monitoring.render_overview(_overview(user, session), _links()))
+    return HTMLResponse(monitoring.render_overview(_overview(user, session), _links(), embed=embed))
 
 
 @app.get("/pipelines/{name}", response_class=HTMLResponse, include_in_schema=False)
-def pipeline_page(name: str, user: User, session: SessionDep) -> HTMLResponse:
+def pipeline_page(name: str, user: User, session: SessionDep, embed: bool = False) -> HTMLResponse:
+    """A pipeline's page; ``embed``: the part the react app shows inside the Airflow UI."""
     from include.ml import monitoring
 
-    return HTMLResponse(monitoring.render_pipeline(_detail(name, user, session), _links()))
+    return HTMLResponse(monitoring.render_pipeline(_detail(name, user, session), _links(), embed=embed))
+
+
+@app.get("/static/app.js", include_in_schema=False)
+def app_script(user: User) -> Response:
+    """The react app's bundle, with where things are on this server (the UI route, the pages, the API)."""
+    import json
+
+    config = {"route": f"{ROOT}{UI_ROUTE}", "pages": f"{ROOT}{PREFIX}", "dags": f"{ROOT}/dags",
+              "api": f"{ROOT}/api/v2"}
+    return Response(f"const CONFIG = {json.dumps(config)};\n{APP_SCRIPT.read_text()}",
+                    media_type="text/javascript", headers={"Cache-Control": "no-cache"})
 
 
 @app.exception_handler(HTTPException)
@@ -177,10 +219,10 @@ async def _refused(request: Request, exc: HTTPException) -> Response:
 class MLModelsPlugin(AirflowPlugin):
     name = "ml_models"
     fastapi_apps: ClassVar[list] = [{"app": app, "url_prefix": PREFIX, "name": "ML models"}]
-    external_views: ClassVar[list] = [{
+    react_apps: ClassVar[list] = [{
         "name": "ML models",
-        "href": f"{ROOT}{PREFIX}/",
-        "url_route": "ml-models",  # the UI shows the page inside Airflow at /plugin/ml-models
+        "bundle_url": f"{ROOT}{PREFIX}/static/app.js",
+        "url_route": UI_ROUTE.rsplit("/", 1)[-1],  # the UI shows the page at /plugin/ml-models
         "destination": "nav",
         "nav_top_level": True,
     }]

@@ -17,6 +17,7 @@ embed goes through ``escape``.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,10 +25,16 @@ from urllib.parse import quote
 
 from include.ml.config import PipelineConfig
 from include.ml.presentation import LEVEL_COLOURS, Markup, escape, number, render
+from include.ml.records import DECIDED
 
 DASHBOARD_PREFIX = "/ml-models"  # where the Airflow plugin mounts the dashboard on the API server
+UI_ROUTE = "/plugin/ml-models"  # where the Airflow UI shows the dashboard (the plugin's react app)
+OPS_DAG = "ml_model_ops"  # the DAG that promotes or rolls back by hand (dags/ml_model_ops.py)
 LOG_TASKS = ("drift_check",)  # the task whose log explains a run's decision (the branch task follows)
-OUTCOMES = ("promote", "hold", "reject", "failed", "running")
+OUTCOMES = ("promote", "hold", "reject", "failed", "running", "waiting")
+#: the training tasks that wait for the day's delivery: a running run with one of them retrying or
+#: deferred is "waiting for its batch", not failing
+BATCH_TASKS = ("extract", "wait_for_batch")
 
 
 # -- links ---------------------------------------------------------------------------------
@@ -48,6 +55,11 @@ class Links:
         return cls(base.rstrip("/"))
 
     def dashboard(self, pipeline: str | None = None) -> str:
+        """The page inside the Airflow UI (overview, or ``pipeline``'s page)."""
+        return f"{self.airflow}{UI_ROUTE}/" + (f"pipelines/{quote(pipeline, safe='')}" if pipeline else "")
+
+    def page(self, pipeline: str | None = None) -> str:
+        """The same page as a document of its own, served by the plugin's API app."""
         return f"{self.airflow}{DASHBOARD_PREFIX}/" + (f"pipelines/{quote(pipeline, safe='')}" if pipeline else "")
 
     def api(self, pipeline: str | None = None) -> str:
@@ -136,9 +148,11 @@ def _run_row(config: PipelineConfig, entry: dict, links: Links) -> dict:
 
 
 def _airflow_only_row(config: PipelineConfig, run: dict, links: Links) -> dict:
-    """A run Airflow knows about that wrote no history line: failed, or not finished yet."""
+    """A run Airflow knows about that wrote no history line: failed, waiting for its batch (``run``'s
+    ``waiting_for_batch``), or not finished yet."""
     state = str(run.get("state") or "unknown")
-    outcome = "failed" if state == "failed" else "running" if state in ("running", "queued") else state
+    outcome = "failed" if state == "failed" else (
+        ("waiting" if run.get("waiting_for_batch") else "running") if state in ("running", "queued") else state)
     return {
         "run_id": run["run_id"], "logical_date": (run.get("logical_date") or "")[:10] or None, "outcome": outcome,
         "airflow_state": state, "failed_step": None, "error": None, "quarantined_to": None,
@@ -166,7 +180,8 @@ def runs(config: PipelineConfig, airflow_runs: list[dict] | None = None, links: 
 
 def _latest(rows: list[dict]) -> dict | None:
     """The run that finished last (a rerun of an old date counts as the latest)."""
-    return max(rows, key=lambda r: (r["finished_at"] or "9999" if r["outcome"] == "running" else r["finished_at"] or "",
+    return max(rows, key=lambda r: (r["finished_at"] or "9999" if r["outcome"] in ("running", "waiting")
+                                    else r["finished_at"] or "",
                                     r["logical_date"] or ""), default=None)
 
 
@@ -179,8 +194,10 @@ def _production(config: PipelineConfig, registry) -> dict | None:
         value = registry.metadata(version).get("metrics", {}).get(config.metric)
     except Exception:  # a damaged version folder must not take the page down
         value = None
+    switches = [a for a in registry.audit() if isinstance(a, dict) and a.get("to") == version]
     return {"version": version, "since": pointer.get("since"), "actor": pointer.get("actor"),
-            "reason": pointer.get("reason"), "metric_value": _round(value)}
+            "reason": pointer.get("reason"), "action": switches[-1].get("action") if switches else None,
+            "metric_value": _round(value)}
 
 
 def _realised(config: PipelineConfig) -> list[dict]:
@@ -208,6 +225,9 @@ def pipeline_overview(config: PipelineConfig, airflow_runs: list[dict] | None = 
         "last_run": None if last is None else {k: last[k] for k in (
             "run_id", "logical_date", "outcome", "version", "score", "finished_at", "links")},
         "runs": len(rows),
+        "last_candidate": None if last_trained is None else {k: last_trained[k] for k in (
+            "run_id", "logical_date", "outcome", "version", "score", "champion_score", "production_before",
+            "finished_at", "links")},
         "primary_metric": None if last_trained is None else last_trained["score"],
         "drift_verdict": None if last_trained is None else last_trained["drift_verdict"],
         "drifted_features": [] if last_trained is None else last_trained["drifted_features"],
@@ -215,7 +235,7 @@ def pipeline_overview(config: PipelineConfig, airflow_runs: list[dict] | None = 
         "metric_series": [{"logical_date": r["logical_date"], "value": r["score"], "version": r["version"],
                            "outcome": r["outcome"]} for r in trained],
         "links": {"dashboard": links.dashboard(config.name), "api": links.api(config.name),
-                  "dag": links.dag(config.dag_id)},
+                  "dag": links.dag(config.dag_id), "ops": links.dag(OPS_DAG)},
     }
 
 
@@ -261,6 +281,7 @@ def _versions(config: PipelineConfig, registry, production: str | None) -> list[
         record = meta.get("promotion_record") or {}
         out.append({
             "version": version, "is_production": version == production, "decision": meta.get("decision"),
+            "held": meta.get("decision") == DECIDED["hold"] and version != production,  # a person may promote it
             "logical_date": meta.get("logical_date"), "run_id": meta.get("run_id"),
             "registered_at": meta.get("registered_at") or meta.get("created_at"),
             "metric_value": _round((meta.get("metrics") or {}).get(config.metric)),
@@ -378,10 +399,25 @@ def pipeline_detail(config: PipelineConfig, airflow_runs: list[dict] | None = No
 # -- charts (inline SVG) ---------------------------------------------------------------------
 
 
+def label_every(labels: list[str], slot: float, font_size: float = 10) -> int:
+    """Show every n-th of ``labels`` (spaced ``slot`` pixels apart) so that no two overlap."""
+    widest = max((len(label) for label in labels), default=0) * font_size * 0.62 + 8  # ~average glyph width
+    return max(1, math.ceil(widest / slot)) if slot > 0 else 1
+
+
+def _legend(parts: list[str], entries: list[tuple[str, str]], y: float, x: float = 8) -> None:
+    """A legend row at ``y``: each entry (``mark`` SVG at the origin, ``text``) with its own width."""
+    for mark, text in entries:
+        parts.append(f"<g transform='translate({x:.0f},{y - 9:.0f})'>{mark}</g>"
+                     f"<text x='{x + 22:.0f}' y='{y}' font-size='11'>{escape(text)}</text>")
+        x += 22 + len(text) * 6.5 + 18
+
+
 def line_chart_svg(series: list[dict], labels: list[str], title: str, threshold: float | None = None,
-                   width: int = 720, height: int = 240) -> Markup:
+                   width: int = 720, height: int = 240, threshold_name: str = "threshold") -> Markup:
     """A line chart over categorical x ``labels``. Each series: ``{name, colour, points: {label:
-    value}}``; a point has a tooltip with its label and value; ``threshold`` is a dashed line."""
+    value}}``; a point has a tooltip with its label and value; ``threshold`` is a dashed line named
+    ``threshold_name`` in the legend. X labels are thinned so that none overlap."""
     values = [v for s in series for v in s["points"].values() if isinstance(v, int | float)]
     if threshold is not None:
         values.append(threshold)
@@ -405,17 +441,18 @@ def line_chart_svg(series: list[dict], labels: list[str], title: str, threshold:
              f"<text x='{left}' y='14' font-size='12' font-weight='bold'>{escape(title)}</text>"]
     for k in range(5):
         v = low + (high - low) * k / 4
-        parts.append(f"<line x1='{left}' x2='{width - right}' y1='{y(v):.1f}' y2='{y(v):.1f}' stroke='#eee'/>"
+        parts.append(f"<line class='grid' x1='{left}' x2='{width - right}' y1='{y(v):.1f}' y2='{y(v):.1f}' "
+                     f"stroke='#eee'/>"
                      f"<text x='{left - 6}' y='{y(v) + 4:.1f}' font-size='10' text-anchor='end'>{number(v, 3)}</text>")
-    every = max(1, len(labels) // 8)
+    every = label_every(labels, step if len(labels) > 1 else width)
     for i, label in enumerate(labels):
-        if i % every == 0 or i == len(labels) - 1:
+        if i % every == 0:
             parts.append(f"<text x='{x(i):.1f}' y='{height - bottom + 16}' font-size='10' "
                          f"text-anchor='middle'>{escape(label)}</text>")
     if threshold is not None:
         parts.append(f"<line x1='{left}' x2='{width - right}' y1='{y(threshold):.1f}' y2='{y(threshold):.1f}' "
                      f"stroke='#c62828' stroke-dasharray='4 3'><title>gate {threshold:g}</title></line>")
-    for n, s in enumerate(series):
+    for s in series:
         points = [(x(i), y(s["points"][label]), label, s["points"][label]) for i, label in enumerate(labels)
                   if isinstance(s["points"].get(label), int | float)]
         if len(points) > 1:
@@ -425,9 +462,12 @@ def line_chart_svg(series: list[dict], labels: list[str], title: str, threshold:
         for px, py, label, value in points:
             parts.append(f"<circle class='point' cx='{px:.1f}' cy='{py:.1f}' r='3.5' fill='{escape(s['colour'])}'>"
                          f"<title>{escape(s['name'])} {escape(label)}: {number(value)}</title></circle>")
-        legend_x = left + n * 160
-        parts.append(f"<rect x='{legend_x}' y='{height - 14}' width='10' height='10' fill='{escape(s['colour'])}'/>"
-                     f"<text x='{legend_x + 14}' y='{height - 5}' font-size='11'>{escape(s['name'])}</text>")
+    legend = [(f"<line x1='0' x2='16' y1='5' y2='5' stroke='{escape(s['colour'])}' stroke-width='2'/>"
+                f"<circle cx='8' cy='5' r='3.5' fill='{escape(s['colour'])}'/>", s["name"]) for s in series]
+    if threshold is not None:
+        legend.append(("<line x1='0' x2='16' y1='5' y2='5' stroke='#c62828' stroke-dasharray='4 3' "
+                       "stroke-width='1.5'/>", f"{threshold_name} {threshold:g}"))
+    _legend(parts, legend, height - 5, left)
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -457,8 +497,9 @@ def heatmap_svg(heatmap: dict, title: str = "Drift per feature over runs") -> Ma
         return Markup(f"<svg class='chart heatmap' role='img' width='360' height='40'><title>{escape(title)}</title>"
                 f"<text x='8' y='24' font-size='12'>no drift comparisons yet (the first model has no reference)"
                 f"</text></svg>")
-    left, top, cell_w, cell_h = 190, 40, 78, 20
-    width, height = left + cell_w * len(columns) + 10, top + cell_h * len(features) + 34
+    widest = max(len(n) * 6.2 + len(heatmap["statistics"].get(n) or "") * 5 for n in features)  # name + statistic
+    left, top, cell_w, cell_h = max(190, int(widest) + 16), 40, 78, 20
+    width, height = max(left + cell_w * len(columns) + 10, 560), top + cell_h * len(features) + 34
     parts = [f"<svg class='chart heatmap' role='img' viewBox='0 0 {width} {height}' width='{width}' "
              f"height='{height}' xmlns='http://www.w3.org/2000/svg'><title>{escape(title)}</title>",
              f"<text x='4' y='14' font-size='12' font-weight='bold'>{escape(title)}</text>"]
@@ -468,11 +509,12 @@ def heatmap_svg(heatmap: dict, title: str = "Drift per feature over runs") -> Ma
     for i, name in enumerate(features):
         statistic = heatmap["statistics"].get(name) or ""
         parts.append(f"<text x='{left - 6}' y='{top + i * cell_h + 14}' font-size='11' text-anchor='end'>"
-                     f"{escape(name)} <tspan fill='#777' font-size='9'>{escape(statistic)}</tspan></text>")
+                     f"{escape(name)} <tspan class='muted' font-size='9'>{escape(statistic)}</tspan></text>")
         for j, cell in enumerate(heatmap["cells"][i]):
             x, y = left + j * cell_w, top + i * cell_h
             if cell is None:
-                parts.append(f"<rect x='{x}' y='{y}' width='{cell_w - 2}' height='{cell_h - 2}' fill='#f5f5f5'/>")
+                parts.append(f"<rect class='empty' x='{x}' y='{y}' width='{cell_w - 2}' height='{cell_h - 2}' "
+                             f"fill='#f5f5f5'><title>{escape(name)}: not compared</title></rect>")
                 continue
             value = cell.get("value")
             text = escape(number(value, 3))
@@ -481,23 +523,25 @@ def heatmap_svg(heatmap: dict, title: str = "Drift per feature over runs") -> Ma
                 f"fill='{LEVEL_COLOURS.get(cell.get('level'), '#d8d8d8')}'><title>{escape(name)} on "
                 f"{escape(columns[j]['logical_date'])}: {escape(statistic)} {text} ({escape(cell.get('level'))})"
                 f"</title></rect>"
-                f"<text x='{x + cell_w / 2 - 1:.0f}' y='{y + 13}' font-size='10' text-anchor='middle'>{text}</text>")
-    legend_y = height - 12
-    for k, level in enumerate(("none", "drifted", "severe", "insufficient_data")):
-        parts.append(f"<rect x='{4 + k * 120}' y='{legend_y - 9}' width='10' height='10' "
-                     f"fill='{LEVEL_COLOURS[level]}'/><text x='{18 + k * 120}' y='{legend_y}' "
-                     f"font-size='10'>{level}</text>")
+                f"<text class='on-cell' x='{x + cell_w / 2 - 1:.0f}' y='{y + 13}' font-size='10' "
+                f"text-anchor='middle'>{text}</text>")
+    _legend(parts, [(f"<rect width='10' height='10' fill='{LEVEL_COLOURS[level]}'/>", level.replace("_", " "))
+                    for level in ("none", "drifted", "severe", "insufficient_data")]
+            + [("<rect class='empty' width='10' height='10' fill='#f5f5f5' stroke='#999' stroke-width='0.5'/>",
+                "not compared")], height - 8, 4)
     parts.append("</svg>")
     return Markup("".join(parts))
 
 
 def scoring_svg(scoring: list[dict], title: str = "Rows scored and rejected per date") -> Markup:
-    """Stacked bars per scoring date: scored (blue) and rejected (red)."""
+    """Stacked bars per scoring date: scored (blue) and rejected (red), with a legend; date labels are
+    thinned so that none overlap."""
     if not scoring:
         return Markup(f"<svg class='chart' role='img' width='360' height='40'><title>{escape(title)}</title>"
                 f"<text x='8' y='24' font-size='12'>no batch scoring yet</text></svg>")
-    left, top, bottom, bar = 64, 24, 40, 36
-    width, height = left + len(scoring) * (bar + 12) + 20, 200
+    left, top, bottom, bar = 64, 24, 52, 36
+    width, height = max(left + len(scoring) * (bar + 12) + 20, 320), 212
+    every = label_every([str(s.get("logical_date")) for s in scoring], bar + 12, 9)
     high = max((_quantity(s["rows"]) or 0) for s in scoring) or 1
     scale = (height - top - bottom) / high
     parts = [f"<svg class='chart' role='img' viewBox='0 0 {width} {height}' width='{width}' height='{height}' "
@@ -512,9 +556,12 @@ def scoring_svg(scoring: list[dict], title: str = "Rows scored and rejected per 
                      f"fill='#1565c0'><title>{escape(s['logical_date'])}: {number(scored)} scored</title></rect>"
                      f"<rect x='{x}' y='{base - (scored + rejected) * scale:.1f}' width='{bar}' "
                      f"height='{rejected * scale:.1f}' fill='#c62828'><title>{escape(s['logical_date'])}: "
-                     f"{number(rejected)} rejected</title></rect>"
-                     f"<text x='{x + bar / 2}' y='{base + 14}' font-size='9' text-anchor='middle'>"
-                     f"{escape(s['logical_date'])}</text>")
+                     f"{number(rejected)} rejected</title></rect>")
+        if i % every == 0:
+            parts.append(f"<text x='{x + bar / 2}' y='{base + 14}' font-size='9' text-anchor='middle'>"
+                         f"{escape(s['logical_date'])}</text>")
+    _legend(parts, [("<rect width='10' height='10' fill='#1565c0'/>", "scored"),
+                    ("<rect width='10' height='10' fill='#c62828'/>", "rejected")], height - 6, left)
     parts.append("</svg>")
     return Markup("".join(parts))
 
@@ -541,15 +588,20 @@ def comparison_html(c: dict) -> Markup:
     return render("comparison.html.j2", comparison=c)
 
 
-def render_overview(rows: list[dict], links: Links = Links(), generated_at: str | None = None) -> str:
-    """The overview page: one row per pipeline (:func:`overview`)."""
+def render_overview(rows: list[dict], links: Links = Links(), generated_at: str | None = None,
+                    embed: bool = False) -> str:
+    """The overview page: one row per pipeline (:func:`overview`); ``embed``: without the document
+    around it, for the page inside the Airflow UI."""
     sparklines = [sparkline_svg([p["value"] for p in r["metric_series"]], f"{r['metric']} over runs") for r in rows]
     return str(render("overview.html.j2", title="ML models", rows=rows, sparklines=sparklines, links=links,
-                      generated_at=_stamp(generated_at)))
+                      generated_at=_stamp(generated_at), embed=embed))
 
 
-def render_pipeline(detail: dict, links: Links = Links(), generated_at: str | None = None) -> str:
-    """The pipeline page (and the standalone report file): every section of :func:`pipeline_detail`."""
+def render_pipeline(detail: dict, links: Links = Links(), generated_at: str | None = None,
+                    embed: bool = False) -> str:
+    """The pipeline page (and the standalone report file): every section of :func:`pipeline_detail`;
+    ``embed``: without the document around it, with the held versions' promote forms, for the page
+    inside the Airflow UI."""
     d = detail
     metric = d["metric"]
     series = d["metric_over_time"]
@@ -582,4 +634,5 @@ def render_pipeline(detail: dict, links: Links = Links(), generated_at: str | No
 
         drift_report = DriftReport.from_dict(drift)
     return str(render("pipeline.html.j2", title=f"ML models: {d['pipeline']}", d=d, charts=charts,
-                      drift_report=drift_report, links=links, generated_at=_stamp(generated_at)))
+                      drift_report=drift_report, links=links, generated_at=_stamp(generated_at), embed=embed,
+                      OPS_DAG=OPS_DAG))

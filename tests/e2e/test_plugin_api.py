@@ -22,7 +22,7 @@ pytestmark = pytest.mark.e2e
 
 ROUTES = ["/ml-models/", f"/ml-models/pipelines/{PIPELINE}", "/ml-models/api/pipelines",
           f"/ml-models/api/pipelines/{PIPELINE}", f"/ml-models/api/pipelines/{PIPELINE}/report.html",
-          "/ml-models/api/openapi.json"]
+          "/ml-models/api/openapi.json", "/ml-models/static/app.js", f"/ml-models/pipelines/{PIPELINE}?embed=1"]
 
 
 @pytest.fixture(scope="module")
@@ -162,11 +162,24 @@ def test_the_openapi_schema_documents_the_json_routes(server, token):
     assert {"/api/pipelines", "/api/pipelines/{name}"} <= set(schema["paths"])
 
 
-def test_the_ui_lists_the_ml_models_link(server, token):
+def test_the_ui_shows_the_page_as_a_react_app_not_a_sandboxed_frame(server, token):
+    from include.ml.monitoring import UI_ROUTE
+
     plugins = api(server, "/api/v2/plugins", token)["plugins"]
+    apps = [a for p in plugins for a in p["react_apps"]]
     views = [v for p in plugins for v in p["external_views"]]
 
-    assert {"name": "ML models", "href": "/ml-models/", "url_route": "ml-models"}.items() <= views[0].items()
+    assert [(a["name"], a["url_route"], a["destination"]) for a in apps] == [("ML models", "ml-models", "nav")]
+    assert not [v for v in views if v["name"] == "ML models"]  # no framed copy beside it
+    status, script = server.get(apps[0]["bundle_url"], token=token)
+    assert status == 200
+    assert f'"route": "{UI_ROUTE}"' in script and "globalThis.AirflowPlugin" in script
+    status, part = server.get(f"/ml-models/pipelines/{PIPELINE}?embed=1", token=token)
+    assert status == 200
+    assert "<html" not in part and "<body" not in part and ".ml-models" in part  # a part of the UI's page
+    assert "form class='ops'" in part  # the held version's promote form
+    status, page = server.get(f"/ml-models/pipelines/{PIPELINE}", token=token)
+    assert "form class='ops'" not in page  # a document of its own has no UI to trigger from
 
 
 def test_the_training_dag_sent_its_metrics_to_statsd(history, monkeypatch):

@@ -152,7 +152,7 @@ def test_the_held_email_has_the_dashboard_comparison_drift_table_and_links(confi
     assert monitoring.comparison_html(monitoring.comparison(held, evaluation)) in body
     interval = evaluation["gates"]["interval"]
     assert f"[{interval['lower']:+.4f}, {interval['upper']:+.4f}]" in body
-    assert "https://airflow.example.com/ml-models/pipelines/credit_default" in body
+    assert "https://airflow.example.com/plugin/ml-models/pipelines/credit_default" in body  # inside the UI
     assert "https://airflow.example.com/dags/ml_training__credit_default/runs/" in body
 
 
