@@ -8,7 +8,7 @@ candidate, score it against the production model on the same holdout, check the 
 against the production model's training data, then **promote**, **hold** (drift: registered,
 not promoted, a person decides) or **reject** (a quality gate failed), and report.
 
-```
+```text
 extract → validate → train → evaluate → drift_check ─┬▶ promote ─┐
                                                      ├▶ hold ────┼▶ report
                                                      └▶ reject ──┘
@@ -18,7 +18,7 @@ Tasks exchange small JSON through XCom; data and models live in the run's worksp
 (`$ML_HOME/runs/<pipeline>/<run_id>/`) and in the registry (`$ML_HOME/registry/<pipeline>/`).
 Bad input fails at once without retries and the batch is quarantined; other errors retry with
 exponential backoff. Emails go to the config's recipients through `smtp_default`.
-See RUNBOOK.md for what each alert means.
+See [RUNBOOK.md](/ml-models/runbook) for what each alert means.
 """
 
 from __future__ import annotations

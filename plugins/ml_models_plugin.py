@@ -18,7 +18,8 @@ DAG the auth manager lets them read. Without a valid session or token: 401 (403 
 and no data.
 
 Pages: ``/ml-models/`` (overview), ``/ml-models/pipelines/{name}`` (detail), each with ``?embed=1``
-for the react app; ``/ml-models/static/app.js`` is the react app's bundle. JSON:
+for the react app; ``/ml-models/static/app.js`` is the react app's bundle; ``/ml-models/runbook`` is
+RUNBOOK.md as a page (the DAG docs link to it). JSON:
 ``/ml-models/api/pipelines``, ``/ml-models/api/pipelines/{name}``, schema at
 ``/ml-models/api/openapi.json``; ``/ml-models/api/pipelines/{name}/report.html`` is the standalone
 report file (as ``python -m include.ml report``). The content comes from ``include/ml/monitoring.py``, the
@@ -48,7 +49,7 @@ from fastapi import Depends, FastAPI, HTTPException, Request  # noqa: E402
 from fastapi.responses import HTMLResponse, JSONResponse, Response  # noqa: E402
 from sqlalchemy import select  # noqa: E402
 
-from include.ml.monitoring import DASHBOARD_PREFIX, UI_ROUTE  # noqa: E402
+from include.ml.monitoring import DASHBOARD_PREFIX, RUNBOOK_PAGE, UI_ROUTE  # noqa: E402
 
 PREFIX = DASHBOARD_PREFIX
 ROOT = API_ROOT_PATH.rstrip("/")  # Airflow served under a sub-path keeps working
@@ -191,6 +192,18 @@ def pipeline_page(name: str, user: User, session: SessionDep, embed: bool = Fals
     from include.ml import monitoring
 
     return HTMLResponse(monitoring.render_pipeline(_detail(name, user, session), _links(), embed=embed))
+
+
+@app.get(RUNBOOK_PAGE.removeprefix(PREFIX), response_class=HTMLResponse, include_in_schema=False)
+def runbook_page(user: User) -> HTMLResponse:
+    """RUNBOOK.md of the bundle as a page (the DAG docs link here: the UI cannot open a repository file)."""
+    from markdown_it import MarkdownIt
+
+    from include.ml.presentation import Markup, render
+
+    text = (Path(_BUNDLE_ROOT) / "RUNBOOK.md").read_text()
+    body = Markup(MarkdownIt("commonmark", {"html": False}).enable("table").render(text))  # raw HTML stays text
+    return HTMLResponse(str(render("runbook.html.j2", title="Runbook", body=body)))
 
 
 @app.get("/static/app.js", include_in_schema=False)

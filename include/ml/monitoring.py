@@ -29,6 +29,7 @@ from include.ml.records import DECIDED
 
 DASHBOARD_PREFIX = "/ml-models"  # where the Airflow plugin mounts the dashboard on the API server
 UI_ROUTE = "/plugin/ml-models"  # where the Airflow UI shows the dashboard (the plugin's react app)
+RUNBOOK_PAGE = f"{DASHBOARD_PREFIX}/runbook"  # RUNBOOK.md as a page, linked from the DAG docs
 OPS_DAG = "ml_model_ops"  # the DAG that promotes or rolls back by hand (dags/ml_model_ops.py)
 LOG_TASKS = ("drift_check",)  # the task whose log explains a run's decision (the branch task follows)
 OUTCOMES = ("promote", "hold", "reject", "failed", "running", "waiting")

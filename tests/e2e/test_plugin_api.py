@@ -22,7 +22,8 @@ pytestmark = pytest.mark.e2e
 
 ROUTES = ["/ml-models/", f"/ml-models/pipelines/{PIPELINE}", "/ml-models/api/pipelines",
           f"/ml-models/api/pipelines/{PIPELINE}", f"/ml-models/api/pipelines/{PIPELINE}/report.html",
-          "/ml-models/api/openapi.json", "/ml-models/static/app.js", f"/ml-models/pipelines/{PIPELINE}?embed=1"]
+          "/ml-models/api/openapi.json", "/ml-models/static/app.js", f"/ml-models/pipelines/{PIPELINE}?embed=1",
+          "/ml-models/runbook"]
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +181,18 @@ def test_the_ui_shows_the_page_as_a_react_app_not_a_sandboxed_frame(server, toke
     assert "form class='ops'" in part  # the held version's promote form
     status, page = server.get(f"/ml-models/pipelines/{PIPELINE}", token=token)
     assert "form class='ops'" not in page  # a document of its own has no UI to trigger from
+
+
+def test_the_dag_docs_render_their_branch_diagram_and_link_the_runbook_page(server, token):
+    from include.ml.monitoring import RUNBOOK_PAGE
+
+    dag = api(server, f"/api/v2/dags/{get_pipeline(PIPELINE).dag_id}/details", token)
+    # the UI renders a fence without a language inline, collapsing the diagram onto one line
+    assert "```text\nextract → validate" in dag["doc_md"]
+    assert f"[RUNBOOK.md]({RUNBOOK_PAGE})" in dag["doc_md"]
+    status, page = server.get(RUNBOOK_PAGE, token=token)
+    assert status == 200
+    assert "<h2>Rollback</h2>" in page or "<h2>Rollback" in page
 
 
 def test_the_training_dag_sent_its_metrics_to_statsd(history, monkeypatch):
