@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import itertools
 import json
 import re
 import shutil
@@ -186,3 +187,56 @@ def test_the_report_file_shows_estimated_beside_realised_and_the_features_by_imp
     assert "<th>importance rank</th>" in drift_rows
     firsts = re.findall(r"<tr><td>([^<]+)</td><td class='num'>1</td>", drift_rows)
     assert firsts == [ranked[0]]
+
+
+def test_a_running_run_whose_batch_task_waits_reads_waiting_for_its_batch(config):
+    waiting = {"run_id": "scheduled__2026-02-01T00:00:00+00:00", "state": "running",
+               "logical_date": "2026-02-01T00:00:00+00:00", "end_date": None, "waiting_for_batch": True}
+    running = {**waiting, "run_id": "manual__2026-02-02T00:00:00+00:00", "waiting_for_batch": False}
+
+    rows = {r["run_id"]: r for r in monitoring.runs(config, [waiting, running])}
+    page = monitoring.render_pipeline(monitoring.pipeline_detail(config, [waiting]))
+
+    assert rows[waiting["run_id"]]["outcome"] == "waiting"
+    assert rows[running["run_id"]]["outcome"] == "running"
+    assert "waiting for its batch" in page
+
+
+def test_the_page_sets_production_apart_from_the_last_candidate_with_readable_times_and_actors(config):
+    detail = monitoring.pipeline_detail(config)
+    page = monitoring.render_pipeline(detail)
+    summary = re.search(r"<table class='data' id='summary'>(.*?)</table>", page, re.S).group(1)
+
+    assert "in production" in summary and "last candidate" in summary
+    assert re.search(r"since \d{4}-\d\d-\d\d \d\d:\d\d UTC", summary)
+    assert detail["production"]["actor"] not in summary  # a run id reads as the kind of run
+    assert detail["last_candidate"]["version"] in summary
+
+
+def test_a_held_version_has_a_promote_form_only_inside_the_airflow_ui(config):
+    detail = monitoring.pipeline_detail(config)
+    held = [v["version"] for v in detail["versions"] if v["held"]]
+
+    embedded = monitoring.render_pipeline(detail, embed=True)
+    standalone = monitoring.render_pipeline(detail)
+
+    assert held, "the shared history holds a version for drift"
+    assert embedded.count("<form class='ops'") == len(held)
+    assert f"value='{held[0]}'" in embedded
+    assert "<form" not in standalone and "<html" in standalone and "<html" not in embedded
+
+
+def test_chart_x_labels_never_overlap_and_every_mark_has_a_legend():
+    labels = [(dt.date(2026, 1, 1) + dt.timedelta(days=i)).isoformat() for i in range(60)]
+    svg = str(monitoring.line_chart_svg([{"name": "validation", "colour": "#1565c0",
+                                          "points": {label: 0.8 for label in labels}}], labels, "t",
+                                         threshold=0.7, threshold_name="gate: minimum roc_auc"))
+    xs = [float(x) for x in re.findall(r"<text x='([\d.]+)' y='\d+' font-size='10' text-anchor='middle'>2026", svg)]
+    bars = str(monitoring.scoring_svg([{"logical_date": label, "rows": 10, "scored": 9, "rejected": 1}
+                                       for label in labels]))
+    bar_xs = [float(x) for x in re.findall(r"<text x='([\d.]+)' y='\d+' font-size='9' text-anchor='middle'>2026", bars)]
+
+    assert len(xs) > 1 and min(b - a for a, b in itertools.pairwise(xs)) >= 10 * 0.62 * 10
+    assert len(bar_xs) > 1 and min(b - a for a, b in itertools.pairwise(bar_xs)) >= 9 * 0.62 * 10
+    assert "gate: minimum roc_auc 0.7" in svg and "stroke-dasharray" in svg.split("gate: minimum")[0][-400:]
+    assert ">scored<" in bars and ">rejected<" in bars

@@ -243,3 +243,24 @@ def test_a_prediction_drift_email_shows_hostile_fields_as_text(hostile_runbook):
     email = alerts.prediction_drift_email(summary)
 
     assert_inert(email.html, ["logical_date", "run_id", "reference_version", "statistic", "level", "reason"])
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("2026-01-03T14:05:33.123+00:00", "2026-01-03 14:05 UTC"), ("2026-01-03T15:05:00+01:00", "2026-01-03 14:05 UTC"),
+    ("2026-01-03", "2026-01-03"), (None, "–"), ("not a time", "not a time")])
+def test_times_read_in_utc_and_say_so(value, shown):
+    from include.ml.presentation import when
+
+    assert when(value) == shown
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    ("admin via manual__2026-01-03T10:00:00+00:00", "admin (manual run)"),
+    ("scheduled__2026-01-02T00:00:00+00:00", "scheduled run of 2026-01-02"),
+    ("backfill__2026-01-02T00:00:00+00:00", "backfill run of 2026-01-02"),
+    ("asset_triggered__2026-01-02T00:00:00+00:00", "asset-triggered run of 2026-01-02"),
+    ("cli:bob", "bob (command line)"), ("alice", "alice")])
+def test_an_actor_reads_as_the_person_or_the_kind_of_run(value, shown):
+    from include.ml.presentation import actor
+
+    assert actor(value) == shown
