@@ -22,7 +22,7 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, get_curr
 
 from include.airflow_alerts import EstimatedPerformanceEmail, PredictionDriftEmail
 from include.airflow_assets import production_asset
-from include.airflow_deadlines import deadline_alerts
+from include.airflow_deadlines import deadline_alerts, without_deadlines_in_dag_test
 from include.airflow_tasks import dag_args, fail_without_retry, run_day, source_url
 from include.ml.config import PipelineConfig, load_each
 
@@ -67,7 +67,7 @@ def build_scoring_dag(config: PipelineConfig):
 
         summarise(score_partition.expand(path=list_partitions()))
 
-    return scoring()
+    return without_deadlines_in_dag_test(scoring())
 
 
 _configs, _errors = load_each()
