@@ -95,12 +95,15 @@ def _config(name: str, user: BaseUser):
 
 def _airflow_runs(session, dag_ids: list[str]) -> dict[str, list[dict]]:
     """Airflow's own record of the training DAG runs (a failed run writes no history line): run id,
-    state, logical date, end date, and ``waiting_for_batch`` for a running run whose batch task
-    (``monitoring.BATCH_TASKS``) waits to retry or is deferred."""
+    state, logical date, end date, and ``waiting_for_batch`` for a running run whose wait for its
+    delivery is deferred, or whose extract task waits to retry."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
 
-    from include.ml.monitoring import BATCH_TASKS
+    from include.airflow_batch_wait import WAIT_TASK
+    from include.ml.steps import STEPS
+
+    batch_tasks = (WAIT_TASK, STEPS[0])  # the deferred wait for the delivery, and extract retrying for it
 
     def text(state) -> str:
         return str(state.value if hasattr(state, "value") else state)
@@ -113,7 +116,7 @@ def _airflow_runs(session, dag_ids: list[str]) -> dict[str, list[dict]]:
         running = [r.run_id for r in rows if text(r.state) in ("running", "queued")]
         waiting = set(session.scalars(
             select(TaskInstance.run_id).where(TaskInstance.dag_id == dag_id, TaskInstance.run_id.in_(running),
-                                              TaskInstance.task_id.in_(BATCH_TASKS),
+                                              TaskInstance.task_id.in_(batch_tasks),
                                               TaskInstance.state.in_(WAITING_STATES)))) if running else set()
         out[dag_id] = [{"run_id": r.run_id, "state": text(r.state),
                         "logical_date": r.logical_date.isoformat() if r.logical_date else None,

@@ -33,9 +33,6 @@ RUNBOOK_PAGE = f"{DASHBOARD_PREFIX}/runbook"  # RUNBOOK.md as a page, linked fro
 OPS_DAG = "ml_model_ops"  # the DAG that promotes or rolls back by hand (dags/ml_model_ops.py)
 LOG_TASKS = ("drift_check",)  # the task whose log explains a run's decision (the branch task follows)
 OUTCOMES = ("promote", "hold", "reject", "failed", "running", "waiting")
-#: the training tasks that wait for the day's delivery: a running run with one of them retrying or
-#: deferred is "waiting for its batch", not failing
-BATCH_TASKS = ("extract", "wait_for_batch")
 
 
 # -- links ---------------------------------------------------------------------------------
