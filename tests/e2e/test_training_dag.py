@@ -94,8 +94,10 @@ def test_first_run_promotes_then_gates_decide_then_drift_holds_with_production_u
     body = body_of(drift_mail)
     assert f"production stays {production_before_drift}" in drift_mail["subject"]
     assert "channel" in body and "bnpl_partner" in body  # the new category level is named
-    assert "Drift verdict <b>drift</b>" in body  # the DriftReport's HTML table, worst feature first
-    assert body.index("bnpl_partner") < body.index("loan_amount")
+    assert "Drift verdict <b>drift</b>" in body  # the DriftReport's HTML table
+    # features in the order of the production model's importance, each beside its drift
+    assert "order of the production model's permutation importance" in body
+    assert "<th>importance rank</th>" in body
     assert third.run_id in body
 
     history = run_history(config)
