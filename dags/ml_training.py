@@ -31,7 +31,7 @@ from include.airflow_alerts import OutcomeEmail
 from include.airflow_approval import decision_request_asset, held_candidate_alias
 from include.airflow_assets import event_extra, production_asset, production_change
 from include.airflow_batch_wait import WAIT_TASK, BatchSensor, batch_wait_params, logical_day
-from include.airflow_deadlines import deadline_alerts
+from include.airflow_deadlines import deadline_alerts, without_deadlines_in_dag_test
 from include.airflow_tasks import dag_args, fail_without_retry, source_url
 from include.ml import steps
 from include.ml.config import PipelineConfig, SourceConfig, load_each
@@ -131,7 +131,7 @@ def build_training_dag(config: PipelineConfig) -> DAG:
         branch >> outcomes
         outcomes >> report()
 
-    return training()
+    return without_deadlines_in_dag_test(training())
 
 
 _configs, _errors = load_each()
