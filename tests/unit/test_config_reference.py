@@ -18,8 +18,8 @@ from include.ml.cli import main
 from include.ml.config import METRICS, ClassificationPipeline, RegressionPipeline
 from include.ml.config_reference import DOCS_PATH, SCHEMA_COMMENT, SCHEMA_PATH
 from include.ml.estimators import ESTIMATORS, TASKS
-from include.ml.user_code import IMPORT_PATH_PATTERN
 from include.ml.paths import PIPELINES_DIR
+from include.ml.user_code import IMPORT_PATH_PATTERN
 
 
 def model_keys(model: type[BaseModel], prefix: str = "") -> list[str]:
