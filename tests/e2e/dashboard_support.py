@@ -163,10 +163,16 @@ def api_server(ml_home: Path, tmp: Path) -> Iterator[ApiServer]:
         passwords = Path(os.environ["AIRFLOW_HOME"]) / "simple_auth_manager_passwords.json.generated"
         yield ApiServer(base, json.loads(passwords.read_text())["admin"], log_path)
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=10)
+        stop_group(server, grace=30)
         log.close()
+
+
+def stop_group(process: subprocess.Popen, grace: float) -> None:
+    """SIGTERM to the process group ``process`` leads (started with ``start_new_session``), SIGKILL after
+    ``grace`` seconds if it is still there."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

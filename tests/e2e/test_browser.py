@@ -15,7 +15,6 @@ import datetime as dt
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,7 +27,7 @@ from include.ml.config import get_pipeline, training_dag_id
 from include.ml.monitoring import OPS_DAG, UI_ROUTE
 from include.ml.registry import ModelRegistry
 from tests.conftest import ROOT
-from tests.e2e.dashboard_support import PIPELINE, api_server, trained_history
+from tests.e2e.dashboard_support import PIPELINE, api_server, stop_group, trained_history
 
 pytestmark = pytest.mark.e2e
 OUTPUT = ROOT / "test-output"
@@ -101,12 +100,7 @@ def scheduler(base: str) -> Iterator[Path]:
     try:
         yield path
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_group(process, grace=60)
         log.close()
 
 
