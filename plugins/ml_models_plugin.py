@@ -125,6 +125,26 @@ def _airflow_runs(session, dag_ids: list[str]) -> dict[str, list[dict]]:
     return out
 
 
+def _pending_decisions(session, pipeline: str) -> list[dict]:
+    """The decisions on ``pipeline``'s held candidates still waiting for a person: Airflow's Required
+    Actions of its decision DAG with no answer (what ``GET /api/v2/dags/~/dagRuns/~/hitlDetails
+    ?response_received=false`` lists), as :func:`include.ml.approval.pending_decisions` rows."""
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
+
+    from include.ml import approval
+
+    rows = session.execute(
+        select(TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, HITLDetail.subject,
+               HITLDetail.created_at)
+        .join(HITLDetail, HITLDetail.ti_id == TaskInstance.id)
+        .where(TaskInstance.dag_id == approval.decision_dag_id(pipeline), HITLDetail.responded_at.is_(None))).all()
+    details = [{"task_instance": {"dag_id": r.dag_id, "dag_run_id": r.run_id, "task_id": r.task_id},
+                "subject": r.subject, "created_at": r.created_at.isoformat(timespec="seconds"),
+                "response_received": False} for r in rows]
+    return approval.pending_decisions(details, _links())
+
+
 def _overview(user: BaseUser, session) -> list[dict]:
     from include.ml import monitoring
 
@@ -136,7 +156,9 @@ def _detail(name: str, user: BaseUser, session) -> dict:
     from include.ml import monitoring
 
     config = _config(name, user)
-    return monitoring.pipeline_detail(config, _airflow_runs(session, [config.dag_id])[config.dag_id], _links())
+    detail = monitoring.pipeline_detail(config, _airflow_runs(session, [config.dag_id])[config.dag_id], _links())
+    detail["pending_decisions"] = _pending_decisions(session, config.name)
+    return detail
 
 
 # -- JSON API -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import pytest
 from include.airflow_batch_wait import WAIT_TASK
 from include.ml import approval, paths
 from include.ml.config import get_pipeline
+from include.ml.monitoring import DASHBOARD_PREFIX
 from include.ml.records import DecisionAnswer, OutcomeRecord
 from include.ml.simulate import write_batches
 from include.ml.steps import registry_for, run_steps
@@ -94,6 +95,10 @@ def test_a_drift_hold_asks_in_required_actions_and_the_answers_go_through_the_re
     pending = cluster.request("GET", "/api/v2/dags/~/dagRuns/~/hitlDetails?response_received=false")["hitl_details"]
     (row,) = [r for r in approval.pending_decisions(pending) if r["run_id"] == asked["dag_run_id"]]
     assert row["subject"] == f"credit_default: promote candidate {candidate} or keep production {before}?"
+    # the ML models page lists it, with the link that answers it
+    page = cluster.request("GET", f"{DASHBOARD_PREFIX}/api/pipelines/{config.name}")
+    assert [p["run_id"] for p in page["pending_decisions"]] == [row["run_id"]]
+    assert page["pending_decisions"][0]["answer_url"].endswith(row["answer_url"])
     (detail,) = [d for d in pending if d["task_instance"]["dag_run_id"] == asked["dag_run_id"]]
     assert detail["options"] == list(approval.OPTIONS) and detail["defaults"] == [approval.KEEP]
     assert "| champion / challenger | roc\\_auc |" in detail["body"] and "worst first" in detail["body"]

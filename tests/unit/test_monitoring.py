@@ -240,3 +240,25 @@ def test_chart_x_labels_never_overlap_and_every_mark_has_a_legend():
     assert len(bar_xs) > 1 and min(b - a for a, b in itertools.pairwise(bar_xs)) >= 9 * 0.62 * 10
     assert "gate: minimum roc_auc 0.7" in svg and "stroke-dasharray" in svg.split("gate: minimum")[0][-400:]
     assert ">scored<" in bars and ">rejected<" in bars
+
+
+def test_decisions_waiting_for_a_person_are_listed_with_the_link_that_answers_them(config):
+    from include.ml import approval
+
+    decision_dag = approval.decision_dag_id(config.name)
+    waiting = {"task_instance": {"dag_id": decision_dag, "dag_run_id": "asset_triggered__2026-01-03T09:00:00+00:00",
+                                 "task_id": approval.DECISION_TASK},
+               "subject": "credit_default: promote candidate v0003 or keep production v0002?",
+               "created_at": "2026-01-03T09:00:05+00:00", "response_received": False}
+    answered = {**waiting, "task_instance": {**waiting["task_instance"], "dag_run_id": "manual__x"},
+                "response_received": True}
+    detail = monitoring.pipeline_detail(config)
+    detail["pending_decisions"] = approval.pending_decisions([waiting, answered])
+    page = monitoring.render_pipeline(detail)
+
+    (row,) = re.findall(r"<table class='data' id='pending-decisions'>.*?<tbody>(.*?)</tbody>", page, re.S)
+    assert "promote candidate v0003 or keep production v0002?" in row
+    assert "2026-01-03 09:00 UTC" in row
+    assert f"/dags/{decision_dag}/runs/" in html.unescape(row) and "/required_actions" in row
+    assert "manual__x" not in page
+    assert "Decisions waiting for a person" not in monitoring.render_pipeline(monitoring.pipeline_detail(config))
