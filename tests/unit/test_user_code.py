@@ -215,6 +215,25 @@ def test_model_code_behind_a_symbolic_link_is_refused(pipelines, tmp_path: Path)
     assert "is a symbolic link: model code must be a plain file of the bundle" in str(caught.value)
 
 
+def test_model_code_inside_the_data_root_is_refused_where_upstreams_write(pipelines, monkeypatch):
+    data_root = ROOT / "include" / f"_test_data_root_{uuid.uuid4().hex[:8]}"  # a data root set up inside the bundle
+    planted = data_root / "landing" / "model.py"
+    planted.parent.mkdir(parents=True)
+    planted.write_text("def build(seed):\n    pass\n")
+    monkeypatch.setenv("ML_HOME", str(data_root))
+    try:
+        path = pipelines("credit_default", {"factory": f"{planted.relative_to(ROOT).as_posix()}:build"})
+        with pytest.raises(ConfigError) as caught:
+            load_config(path)
+    finally:
+        planted.unlink()
+        planted.parent.rmdir()
+        data_root.rmdir()
+
+    assert "model.factory" in str(caught.value)
+    assert "lies inside the data root" in str(caught.value) and "reviewed code of the bundle" in str(caught.value)
+
+
 def test_estimator_and_factory_are_exclusive_and_one_is_needed(pipelines):
     both = pipelines("credit_default", {"estimator": "random_forest",
                                         "factory": "include/models/diabetes.py:build_model"})
