@@ -24,6 +24,10 @@ DAY1 = dt.date(2026, 1, 1)
 
 def promote_if_better(config: PipelineConfig) -> PipelineConfig:
     data = config.model_dump(mode="json")
+    # a DAG id of its own: its run must not join credit_default's runs in the session's metadata database
+    # (the ML models page lists a DAG's Airflow runs, and the plugin tests read credit_default's)
+    data.update(name="credit_policy", registry="registry/credit_policy")
+    data["source"] = {**data["source"], "path": "landing/credit_policy/{ds}.csv"}
     data["decision"] = {**data["decision"], "drift_policy": "promote_if_better"}
     data["deadlines"] = {}
     return PipelineConfig.model_validate(data)
