@@ -21,9 +21,8 @@ import pytest
 
 from include.ml import paths, steps
 from include.ml.config import ConfigError, PipelineConfig, SourceConfig, get_pipeline, load_config
-from include.ml.simulate import write_batches
 from tests.conftest import ROOT, body_of
-from tests.reliability.conftest import DAY2, Registry, run_date
+from tests.reliability.conftest import DAY2, Registry, day2_at_simulation_size, run_date
 
 pytestmark = pytest.mark.reliability
 
@@ -212,14 +211,6 @@ def test_a_usable_delivery_with_oddities_trains_records_the_warning_and_decides_
     [email] = outcome.emails
     assert email["subject"].startswith("[ml:credit_default] PROMOTED: v0002" if gates else
                                        "[ml:credit_default] REJECTED: v0002")
-
-
-def day2_at_simulation_size(config: PipelineConfig) -> Path:
-    """Day 2's clean batch again, at the simulation's rows a day: its hash holdout is then large enough for
-    the champion/challenger gate to decide (at the fixture's 800 rows the interval is too wide and an equal
-    candidate is rejected), so a run of it reaches the drift check and the promotion."""
-    [landing] = write_batches(config, dt.date.fromisoformat(DAY2), 1, rows=config.simulation.rows_per_day)
-    return landing
 
 
 def test_unseen_categories_warn_drift_and_hold_with_production_unchanged(home: Path, smtp_inbox):

@@ -21,7 +21,7 @@ from include.ml import paths, steps
 from include.ml.config import get_pipeline
 from include.ml.registry import VERSION_PATTERN
 from tests.conftest import ROOT
-from tests.reliability.conftest import DAY2, run_date
+from tests.reliability.conftest import DAY2, day2_at_simulation_size, run_date
 
 pytestmark = pytest.mark.reliability
 
@@ -118,6 +118,7 @@ def undisturbed(production_home: Path, tmp_path_factory) -> dict:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("ML_HOME", str(home))
         config = get_pipeline("credit_default")
+        day2_at_simulation_size(config)
         outcome = run_date(config, DAY2, run_id=RUN_ID)
         registry = steps.registry_for(config)
         return {"branch": outcome.branch, "production": registry.production(), "audit": len(registry.audit()),
@@ -133,7 +134,7 @@ KILLS: list[str] = []
 def test_a_task_killed_with_sigkill_and_retried_completes_the_run_with_a_consistent_registry(
         task: str, owner: str, attribute: str, when: str, home: Path, undisturbed: dict):
     config = get_pipeline("credit_default")
-    landing = config.source.path_for(DAY2).read_bytes()
+    landing = day2_at_simulation_size(config).read_bytes()  # as in `undisturbed`
 
     child = subprocess.run([sys.executable, "-c", CHILD, DAY2, RUN_ID, task, owner, attribute, when],
                            cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
