@@ -21,7 +21,7 @@ HOST = os.environ.get("ML_TEST_POSTGRES_HOST", "127.0.0.1")
 PORT = int(os.environ.get("ML_TEST_POSTGRES_PORT", "5432"))
 DATABASE = os.environ.get("ML_TEST_POSTGRES_DB", "test")
 USER = "postgres"
-CANARY_PASSWORD = "sql-canary-Pw-4d1e8b07c9a2"
+CANARY_PASSWORD = f"sql-canary-Pw-{uuid.uuid4().hex[:12]}"  # made per test session: no literal secret in the tree
 START = dt.date(2026, 1, 1)
 ROWS = 1500  # credit_default rows a day
 
