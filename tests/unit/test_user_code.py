@@ -200,19 +200,25 @@ def test_a_missing_or_outside_factory_is_refused_when_the_config_loads_without_i
     assert expected in check(capsys)
 
 
+def refusal_of_factory(pipelines, module: Path) -> str:
+    """The ConfigError message of credit_default's config with ``model.factory`` at ``module``'s ``build``."""
+    path = pipelines("credit_default", {"factory": f"{module.relative_to(ROOT).as_posix()}:build"})
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return str(caught.value)
+
+
 def test_model_code_behind_a_symbolic_link_is_refused(pipelines, tmp_path: Path):
     outside = tmp_path / "evil.py"
     outside.write_text("def build(seed):\n    pass\n")
     link = MODELS / f"_test_link_{uuid.uuid4().hex[:8]}.py"
     os.symlink(outside, link)
     try:
-        path = pipelines("credit_default", {"factory": f"include/models/{link.name}:build"})
-        with pytest.raises(ConfigError) as caught:
-            load_config(path)
+        refused = refusal_of_factory(pipelines, link)
     finally:
         link.unlink()
 
-    assert "is a symbolic link: model code must be a plain file of the bundle" in str(caught.value)
+    assert "is a symbolic link: model code must be a plain file of the bundle" in refused
 
 
 def test_model_code_inside_the_data_root_is_refused_where_upstreams_write(pipelines, monkeypatch):
@@ -222,16 +228,14 @@ def test_model_code_inside_the_data_root_is_refused_where_upstreams_write(pipeli
     planted.write_text("def build(seed):\n    pass\n")
     monkeypatch.setenv("ML_HOME", str(data_root))
     try:
-        path = pipelines("credit_default", {"factory": f"{planted.relative_to(ROOT).as_posix()}:build"})
-        with pytest.raises(ConfigError) as caught:
-            load_config(path)
+        refused = refusal_of_factory(pipelines, planted)
     finally:
         planted.unlink()
         planted.parent.rmdir()
         data_root.rmdir()
 
-    assert "model.factory" in str(caught.value)
-    assert "lies inside the data root" in str(caught.value) and "reviewed code of the bundle" in str(caught.value)
+    assert "model.factory" in refused
+    assert "lies inside the data root" in refused and "reviewed code of the bundle" in refused
 
 
 def test_estimator_and_factory_are_exclusive_and_one_is_needed(pipelines):
