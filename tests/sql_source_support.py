@@ -16,6 +16,7 @@ import pandas as pd
 
 from include.ml import simulate
 from include.ml.config import PipelineConfig, get_pipeline
+from tests.e2e.dag_support import serialized
 
 HOST = os.environ.get("ML_TEST_POSTGRES_HOST", "127.0.0.1")
 PORT = int(os.environ.get("ML_TEST_POSTGRES_PORT", "5432"))
@@ -131,22 +132,6 @@ def deliver(db, day: dt.date, seed: int) -> pd.DataFrame:
 def run(dag, day: dt.date):
     dag_run = dag.test(logical_date=dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC))
     return dag_run, {ti.task_id: ti for ti in dag_run.get_task_instances()}
-
-
-def serialized(dag):
-    """``dag`` written to the metadata database as the DAG processor would (dag.test() runs only a
-    serialized DAG, and this one is built from a config outside include/pipelines)."""
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.collection import update_dag_parsing_results_in_db
-    from airflow.serialization.serialized_objects import LazyDeserializedDAG
-    from airflow.utils.session import create_session
-
-    with create_session() as session:  # the bundle's row first: the DAG's row refers to it
-        DagBundlesManager().sync_bundles_to_db(session=session)
-    with create_session() as session:
-        update_dag_parsing_results_in_db("ml_pipeline", None, [LazyDeserializedDAG.from_dag(dag)], {}, None, set(),
-                                         session=session)
-    return dag
 
 
 def training_dag(config: PipelineConfig):
